@@ -1,0 +1,7 @@
+"""`python -m stargan` (and `torchrun -m stargan`) runs the command-line interface."""
+
+import sys
+
+from stargan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,335 @@
+"""Typed configuration: everything a run needs, as frozen dataclasses.
+
+The CLI maps flags onto these objects and nothing else; a run saves the resolved config
+beside its outputs and inside every model file, so any result can be traced to its settings.
+
+Example:
+    >>> cfg = TrainConfig()
+    >>> cfg.optim.n_critic
+    5
+    >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import itertools
+import json
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field and the value."""
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+AdversarialLoss = Literal["wgan-gp", "bce", "lsgan"]
+LrDecay = Literal["linear", "official"]
+BadImagePolicy = Literal["fail", "skip"]
+CacheMode = Literal["none", "memory", "disk"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator and discriminator shapes (REFERENCE.md, 'Generator' and 'Discriminator')."""
+
+    image_size: int = 128
+    """Side of the square images G and D work on; a multiple of 4 and of 2**d_repeat_num."""
+    c_dim: int = 5
+    """Label channels tiled onto G's input (attributes + mask slots in joint training)."""
+    n_classes: int = 5
+    """Outputs of D's classification head (every label slot, never the mask)."""
+    g_conv_dim: int = 64
+    """Width of G's first conv; the down-sampling path doubles it twice."""
+    d_conv_dim: int = 64
+    """Width of D's first conv; each further strided conv doubles it."""
+    g_repeat_num: int = 6
+    """Residual blocks in G's bottleneck."""
+    d_repeat_num: int = 6
+    """Strided convs in D (the spatial size shrinks by 2**d_repeat_num)."""
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "c_dim", "n_classes", "g_conv_dim", "d_conv_dim"):
+            _check(
+                getattr(self, name) >= 1, f"model.{name} must be >= 1, got {getattr(self, name)}"
+            )
+        _check(self.g_repeat_num >= 0, f"model.g_repeat_num must be >= 0, got {self.g_repeat_num}")
+        _check(self.d_repeat_num >= 1, f"model.d_repeat_num must be >= 1, got {self.d_repeat_num}")
+        _check(
+            self.image_size % 4 == 0,
+            f"model.image_size must be divisible by 4 (G down-samples twice), "
+            f"got {self.image_size}",
+        )
+        _check(
+            self.image_size % (2**self.d_repeat_num) == 0,
+            f"model.image_size {self.image_size} must be divisible by 2**d_repeat_num "
+            f"= {2**self.d_repeat_num} (D's strided convs); use fewer D layers for small images",
+        )
+        _check(
+            self.c_dim >= self.n_classes,
+            f"model.c_dim ({self.c_dim}) must be >= n_classes ({self.n_classes})",
+        )
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss choice and weights (REFERENCE.md, 'Losses')."""
+
+    adversarial: AdversarialLoss = "wgan-gp"
+    """'wgan-gp' (paper), 'bce' (original log-likelihood GAN) or 'lsgan'."""
+    lambda_cls: float = 1.0
+    """Weight of the domain classification loss."""
+    lambda_rec: float = 10.0
+    """Weight of the cycle reconstruction loss."""
+    lambda_gp: float = 10.0
+    """Weight of the gradient penalty (wgan-gp only)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.adversarial in typing.get_args(AdversarialLoss),
+            f"loss.adversarial must be one of {typing.get_args(AdversarialLoss)}, "
+            f"got {self.adversarial!r}",
+        )
+        for name in ("lambda_cls", "lambda_rec", "lambda_gp"):
+            _check(getattr(self, name) >= 0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisers and schedule (REFERENCE.md, 'Training')."""
+
+    g_lr: float = 1e-4
+    """Adam learning rate of G."""
+    d_lr: float = 1e-4
+    """Adam learning rate of D."""
+    beta1: float = 0.5
+    """Adam beta1."""
+    beta2: float = 0.999
+    """Adam beta2."""
+    n_critic: int = 5
+    """D updates per G update."""
+    batch_size: int = 16
+    """Images per D update (per dataset in joint training)."""
+    num_iters: int = 200_000
+    """Training iterations (one D update per dataset each)."""
+    num_iters_decay: int = 100_000
+    """Final iterations over which the learning rates fall linearly to 0."""
+    lr_decay: LrDecay = "linear"
+    """'linear' (paper: exactly 0 at the end) or 'official' (the 2018 code's near-constant LR)."""
+    lr_update_step: int = 1000
+    """Official-mode only: the LR is changed once every this many iterations."""
+
+    def __post_init__(self) -> None:
+        for name in ("g_lr", "d_lr"):
+            _check(getattr(self, name) > 0, f"optim.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            _check(0 <= v < 1, f"optim.{name} must be in [0, 1), got {v}")
+        _check(self.n_critic >= 1, f"optim.n_critic must be >= 1, got {self.n_critic}")
+        _check(self.batch_size >= 1, f"optim.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.num_iters >= 1, f"optim.num_iters must be >= 1, got {self.num_iters}")
+        _check(
+            0 <= self.num_iters_decay <= self.num_iters,
+            f"optim.num_iters_decay must be in [0, num_iters={self.num_iters}], "
+            f"got {self.num_iters_decay}",
+        )
+        _check(
+            self.lr_decay in typing.get_args(LrDecay),
+            f"optim.lr_decay must be one of {typing.get_args(LrDecay)}, got {self.lr_decay!r}",
+        )
+        _check(
+            self.lr_update_step >= 1,
+            f"optim.lr_update_step must be >= 1, got {self.lr_update_step}",
+        )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """One dataset: its format, location and preprocessing."""
+
+    name: str = "synthfaces-celeba"
+    """Dataset format from the registry (`stargan data formats` lists them)."""
+    root: str | None = None
+    """Folder (or attribute file's folder) on disk; None for the embedded SynthFaces."""
+    image_size: int = 128
+    """Side of the square images after preprocessing."""
+    crop_size: int | None = None
+    """Centre crop before resizing (CelebA 178, RaFD 256); None = the format's default."""
+    selected_attrs: tuple[str, ...] = ()
+    """Attributes/classes to learn, by name; empty = the format's default selection."""
+    test_size: int = 2000
+    """Images held out for testing (CelebA-style splits, SynthFaces test set)."""
+    num_images: int = 4000
+    """SynthFaces only: rendered training images."""
+    split_seed: int = 1234
+    """Seed of the train/test split (and of SynthFaces identities)."""
+    official_split: bool = False
+    """CelebA only: reproduce the official release's split (its off-by-one keeps 1,999)."""
+    flip: bool = True
+    """Random horizontal flips during training."""
+    correlated: bool = False
+    """SynthFaces only: draw attributes with realistic correlations."""
+    num_workers: int = 0
+    """DataLoader worker processes (0 = load in the training process)."""
+    ratio: int = 1
+    """Joint training: D updates on this dataset per round."""
+    bad_images: BadImagePolicy = "fail"
+    """'fail' on the first unreadable image (default) or 'skip' it and report every one."""
+    cache: CacheMode = "none"
+    """Pre-decoded image cache: 'none', 'memory' or 'disk' (a memory-mapped file)."""
+    cache_dir: str | None = None
+    """Folder of the disk cache (default: <root>/.stargan-cache)."""
+
+    def __post_init__(self) -> None:
+        _check(self.image_size >= 4, f"data.image_size must be >= 4, got {self.image_size}")
+        _check(
+            self.crop_size is None or self.crop_size >= 1,
+            f"data.crop_size must be >= 1 or None, got {self.crop_size}",
+        )
+        _check(self.test_size >= 0, f"data.test_size must be >= 0, got {self.test_size}")
+        _check(self.num_images >= 1, f"data.num_images must be >= 1, got {self.num_images}")
+        _check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        _check(self.ratio >= 1, f"data.ratio must be >= 1, got {self.ratio}")
+        _check(
+            self.bad_images in typing.get_args(BadImagePolicy),
+            f"data.bad_images must be 'fail' or 'skip', got {self.bad_images!r}",
+        )
+        _check(
+            self.cache in typing.get_args(CacheMode),
+            f"data.cache must be one of {typing.get_args(CacheMode)}, got {self.cache!r}",
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where outputs go and how often things happen."""
+
+    out_dir: str = "runs/default"
+    """Run folder: config, metrics log, samples, checkpoints and the model file."""
+    seed: int = 0
+    """Seed of model initialisation and of every random draw in training."""
+    device: str = "auto"
+    """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
+    log_every: int = 10
+    """Iterations between metric lines."""
+    sample_every: int = 1000
+    """Iterations between sample grids (0 = never)."""
+    save_every: int = 1000
+    """Iterations between checkpoints (the last iteration is always saved)."""
+    keep_checkpoints: int = 2
+    """Training-state checkpoints kept on disk (the newest ones)."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files (needs the `tensorboard` extra)."""
+    num_threads: int = 0
+    """CPU threads for torch (0 = torch's default)."""
+
+    def __post_init__(self) -> None:
+        _check(self.log_every >= 1, f"run.log_every must be >= 1, got {self.log_every}")
+        _check(self.sample_every >= 0, f"run.sample_every must be >= 0, got {self.sample_every}")
+        _check(self.save_every >= 1, f"run.save_every must be >= 1, got {self.save_every}")
+        _check(
+            self.keep_checkpoints >= 1,
+            f"run.keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
+        )
+        _check(self.num_threads >= 0, f"run.num_threads must be >= 0, got {self.num_threads}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: tuple[DataConfig, ...] = (DataConfig(),)
+    """One dataset, or several for joint training with the mask vector."""
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        _check(len(self.data) >= 1, "a run needs at least one dataset")
+        for d in self.data:
+            _check(
+                d.image_size == self.model.image_size,
+                f"data.image_size ({d.image_size}) must equal model.image_size "
+                f"({self.model.image_size})",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return _from_jsonable(cls, d, "config")
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [_to_jsonable(v) for v in obj]
+    return obj
+
+
+def _from_jsonable(tp: Any, value: Any, where: str) -> Any:
+    """Rebuild ``tp`` from JSON data, checking every type and naming the offending field."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        _check(isinstance(value, dict), f"{where}: expected an object, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - names)
+        _check(not unknown, f"{where}: unknown field(s) {unknown}; valid: {sorted(names)}")
+        kwargs = {k: _from_jsonable(hints[k], v, f"{where}.{k}") for k, v in value.items()}
+        return tp(**kwargs)
+    if origin is tuple:
+        _check(isinstance(value, list | tuple), f"{where}: expected a list, got {value!r}")
+        (item,) = {a for a in typing.get_args(tp) if a is not Ellipsis}
+        return tuple(_from_jsonable(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is Literal:
+        _check(value in typing.get_args(tp), f"{where}: {value!r} not in {typing.get_args(tp)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            _check(type(None) in typing.get_args(tp), f"{where}: must not be null")
+            return None
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _from_jsonable(inner, value, where)
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        _check(ok, f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp in (int, bool, str):
+        ok = isinstance(value, tp) and (tp is bool or not isinstance(value, bool))
+        _check(ok, f"{where}: expected {tp.__name__}, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported config type {tp!r}")  # a bug in this module
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a config dataclass (used for --help)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs

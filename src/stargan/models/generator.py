@@ -1,0 +1,61 @@
+"""StarGAN generator G(x, c): an image and a target label vector in, a translated image out."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stargan.config import ModelConfig
+from stargan.models.blocks import ResidualBlock, check_images, instance_norm
+
+
+class Generator(nn.Module):
+    """Encoder (7x7 conv + two strided convs), residual bottleneck, decoder (two transposed
+    convs + 7x7 conv, tanh). All convs are bias-free: instance norm follows each of them.
+
+    Example:
+        >>> g = Generator(ModelConfig(image_size=32, c_dim=5, n_classes=5, g_conv_dim=8,
+        ...                           g_repeat_num=1, d_repeat_num=5))
+        >>> g(torch.zeros(2, 3, 32, 32), torch.zeros(2, 5)).shape
+        torch.Size([2, 3, 32, 32])
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.image_size = cfg.image_size
+        self.c_dim = cfg.c_dim
+        dim = cfg.g_conv_dim
+        layers: list[nn.Module] = [
+            nn.Conv2d(3 + cfg.c_dim, dim, 7, 1, 3, bias=False),
+            instance_norm(dim),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(2):
+            layers += [
+                nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False),
+                instance_norm(dim * 2),
+                nn.ReLU(inplace=True),
+            ]
+            dim *= 2
+        layers += [ResidualBlock(dim) for _ in range(cfg.g_repeat_num)]
+        for _ in range(2):
+            layers += [
+                nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False),
+                instance_norm(dim // 2),
+                nn.ReLU(inplace=True),
+            ]
+            dim //= 2
+        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """x: [N, 3, S, S] in [-1, 1]; c: [N, c_dim] -> [N, 3, S, S] in [-1, 1]."""
+        check_images(x, self.image_size, "Generator")
+        if c.dim() != 2 or c.shape != (x.shape[0], self.c_dim):
+            raise ValueError(
+                f"Generator expects labels shaped [N={x.shape[0]}, c_dim={self.c_dim}], "
+                f"got {list(c.shape)}"
+            )
+        # Tile the label over every pixel so each conv sees the target domain.
+        c_map = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        return self.main(torch.cat([x, c_map], dim=1))

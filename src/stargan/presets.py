@@ -1,0 +1,147 @@
+"""Named configurations: the paper's settings and small CPU settings for the embedded data.
+
+Paper presets reproduce the paper exactly (REFERENCE.md, 'Training'); CPU presets are our own
+recipes for SynthFaces, documented in docs/results.md with their measured effect.
+
+Example:
+    >>> get_preset("celeba-128").optim.num_iters
+    200000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stargan.config import DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+
+_PRESETS: dict[str, Callable[[], TrainConfig]] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+CELEBA_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+
+
+def register_preset(
+    name: str, description: str
+) -> Callable[[Callable[[], TrainConfig]], Callable[[], TrainConfig]]:
+    def add(fn: Callable[[], TrainConfig]) -> Callable[[], TrainConfig]:
+        if name in _PRESETS:
+            raise ValueError(f"preset {name!r} is already registered")
+        _PRESETS[name], _DESCRIPTIONS[name] = fn, description
+        return fn
+
+    return add
+
+
+def preset_names() -> dict[str, str]:
+    """Preset name -> one-line description."""
+    return dict(sorted(_DESCRIPTIONS.items()))
+
+
+def get_preset(name: str) -> TrainConfig:
+    if name not in _PRESETS:
+        raise KeyError(f"unknown preset {name!r}; available: {', '.join(sorted(_PRESETS))}")
+    return _PRESETS[name]()
+
+
+def _paper(size: int, data: tuple[DataConfig, ...], out: str) -> TrainConfig:
+    # The official release saves every 10k iterations and samples every 1k.
+    return TrainConfig(
+        model=ModelConfig(image_size=size),
+        loss=LossConfig(),
+        optim=OptimConfig(num_iters=200_000, num_iters_decay=100_000),
+        data=data,
+        run=RunConfig(out_dir=out, sample_every=1000, save_every=10_000, log_every=10),
+    )
+
+
+def _celeba(size: int) -> DataConfig:
+    return DataConfig(
+        name="celeba",
+        root="data/celeba",
+        image_size=size,
+        crop_size=178,
+        selected_attrs=CELEBA_ATTRS,
+    )
+
+
+def _rafd(size: int) -> DataConfig:
+    return DataConfig(
+        name="rafd", root="data/RaFD/train", image_size=size, crop_size=256, test_size=0
+    )
+
+
+@register_preset("celeba-128", "paper: CelebA, 5 attributes, 128 px, 200k iterations")
+def _celeba_128() -> TrainConfig:
+    return _paper(128, (_celeba(128),), "runs/celeba-128")
+
+
+@register_preset("celeba-256", "paper: CelebA, 5 attributes, 256 px (high-resolution results)")
+def _celeba_256() -> TrainConfig:
+    return _paper(256, (_celeba(256),), "runs/celeba-256")
+
+
+@register_preset("rafd-128", "paper: RaFD, 8 expressions, 128 px, 200k iterations")
+def _rafd_128() -> TrainConfig:
+    return _paper(128, (_rafd(128),), "runs/rafd-128")
+
+
+@register_preset("both-128", "paper: joint CelebA + RaFD with the mask vector, 128 px")
+def _both_128() -> TrainConfig:
+    return _paper(128, (_celeba(128), _rafd(128)), "runs/both-128")
+
+
+@register_preset("both-256", "paper: joint CelebA + RaFD with the mask vector, 256 px")
+def _both_256() -> TrainConfig:
+    return _paper(256, (_celeba(256), _rafd(256)), "runs/both-256")
+
+
+def _synth(
+    size: int,
+    iters: int,
+    out: str,
+    *,
+    width: int = 32,
+    blocks: int = 3,
+    d_layers: int = 5,
+    n: int = 4000,
+    name: str = "synthfaces-celeba",
+    sample_every: int = 500,
+    save_every: int = 500,
+) -> TrainConfig:
+    return TrainConfig(
+        model=ModelConfig(
+            image_size=size,
+            g_conv_dim=width,
+            d_conv_dim=width,
+            g_repeat_num=blocks,
+            d_repeat_num=d_layers,
+        ),
+        optim=OptimConfig(num_iters=iters, num_iters_decay=iters // 2),
+        data=(DataConfig(name=name, image_size=size, num_images=n, test_size=500),),
+        run=RunConfig(out_dir=out, sample_every=sample_every, save_every=save_every, log_every=10),
+    )
+
+
+@register_preset("synth-tiny", "CPU smoke test: SynthFaces 16 px, 8-channel nets, 20 iterations")
+def _synth_tiny() -> TrainConfig:
+    return _synth(
+        16,
+        20,
+        "runs/synth-tiny",
+        width=8,
+        blocks=1,
+        d_layers=4,
+        n=64,
+        sample_every=10,
+        save_every=10,
+    )
+
+
+@register_preset("synth-demo", "quick-start demo: SynthFaces 32 px, a few minutes on 2 cores")
+def _synth_demo() -> TrainConfig:
+    return _synth(32, 3000, "runs/synth-demo")
+
+
+@register_preset("synth-64", "SynthFaces 64 px, widths 32, 3 blocks (the paper recipe, small)")
+def _synth_64() -> TrainConfig:
+    return _synth(64, 20_000, "runs/synth-64", d_layers=6, sample_every=1000, save_every=1000)

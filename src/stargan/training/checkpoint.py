@@ -1,0 +1,179 @@
+"""Safe, atomic files: model files for translation and training-state checkpoints.
+
+Everything is safetensors (plain tensors, no pickle: loading a file can never run code) with
+JSON metadata. Every file carries a SHA-256 over its tensors and metadata, so truncation or
+bit rot is caught on load rather than surfacing as garbage outputs. Writes go to a temporary
+file in the same folder, are fsynced and then renamed over the target: a crash at any moment
+leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+MODEL_FORMAT = "stargan-model/1"
+STATE_FORMAT = "stargan-train-state/1"
+
+
+class CheckpointError(ValueError):
+    """A model or checkpoint file that cannot be used; the message names the file and why."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Never leave a stale temporary behind, whatever interrupted us (disk full, Ctrl-C).
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key]
+        h.update(f"{key}|{t.dtype}|{list(t.shape)}|".encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    h.update(json.dumps(metadata, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    """Atomically write ``tensors`` with JSON-encoded ``metadata`` and a checksum."""
+    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    meta["sha256"] = _digest(flat, meta)
+    atomic_write_bytes(Path(path), st_save(flat, metadata=meta))
+
+
+def load_tensors(path: Path, expect_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read and verify a file written by :func:`save_tensors` (no code can run while loading)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file (truncated, corrupt or another "
+            f"format such as a pickle): {e}"
+        ) from None
+    fmt = meta.get("format")
+    if fmt != expect_format:
+        raise CheckpointError(f"{path} has format {fmt!r}, expected {expect_format!r}")
+    stored = meta.pop("sha256", None)
+    if stored is None or stored != _digest(tensors, meta):
+        raise CheckpointError(f"{path} failed its checksum: the file is corrupt or was modified")
+    return tensors, meta
+
+
+def load_module_weights(
+    module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path
+) -> None:
+    """Copy ``prefix``-keyed tensors into ``module``, naming every missing or misshapen one."""
+    own = module.state_dict()
+    given = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    missing = sorted(set(own) - set(given))
+    unexpected = sorted(set(given) - set(own))
+    wrong = [
+        f"{k}: file {list(given[k].shape)} vs model {list(own[k].shape)}"
+        for k in sorted(set(own) & set(given))
+        if given[k].shape != own[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        if wrong:
+            parts.append("shape mismatch " + "; ".join(wrong[:5]))
+        raise CheckpointError(
+            f"{path}: weights under '{prefix}' do not fit this architecture: " + ", ".join(parts)
+        )
+    module.load_state_dict(given)
+
+
+def optimizer_tensors(
+    opt: torch.optim.Optimizer, prefix: str
+) -> tuple[dict[str, torch.Tensor], Any]:
+    """Split an optimizer's state into tensors (for safetensors) and JSON (param groups)."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for idx, st in sd["state"].items():
+        for key, value in st.items():
+            if not torch.is_tensor(value):
+                value = torch.tensor(value)
+            tensors[f"{prefix}{idx}.{key}"] = value
+    return tensors, sd["param_groups"]
+
+
+def load_optimizer(
+    opt: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    prefix: str,
+    param_groups: Any,
+    path: Path,
+) -> None:
+    """Inverse of :func:`optimizer_tensors`."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            idx, name = key[len(prefix) :].split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+    try:
+        opt.load_state_dict({"state": state, "param_groups": param_groups})
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: optimizer state '{prefix}' does not fit: {e}") from None
+
+
+def save_model_file(
+    path: Path,
+    generator: torch.nn.Module,
+    model_cfg: Any,
+    layout: Any,
+    *,
+    step: int | None = None,
+    train_config: Any = None,
+) -> None:
+    """A self-contained generator file: weights + model config + label names, so that
+    translation needs nothing else."""
+    meta: dict[str, Any] = {
+        "format": MODEL_FORMAT,
+        "model_config": json.dumps(dataclasses.asdict(model_cfg)),
+        "labels": json.dumps(layout.to_dict()),
+    }
+    if step is not None:
+        meta["step"] = str(step)
+    if train_config is not None:
+        meta["train_config"] = train_config.to_json()
+    tensors = {f"G.{k}": v for k, v in generator.state_dict().items()}
+    save_tensors(path, tensors, meta)

@@ -1,0 +1,107 @@
+"""Where training metrics go: a JSON-lines log (always), TensorBoard (optional), a progress bar.
+
+The trainer prints nothing; it hands every metric to the callbacks it was given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+
+class Callback(Protocol):
+    def on_start(self, step: int, total: int) -> None: ...
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_end(self, step: int) -> None: ...
+
+
+class MetricsLog:
+    """Appends one JSON object per logged step to ``metrics.jsonl``.
+
+    On resume it first drops the lines written after the checkpoint the run restarts from:
+    those steps will be trained again, and a log with two versions of a step would lie.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill mid-write; its step is re-done anyway
+            if rec.get("step", 0) <= step:
+                kept.append(line)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(k + "\n" for k in kept))
+        os.replace(tmp, self.path)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record, allow_nan=True) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+class TensorBoardCallback:
+    """Mirrors every metric into TensorBoard event files (torch.utils.tensorboard)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:  # tensorboard is an optional extra
+            raise ImportError(
+                "TensorBoard logging needs the 'tensorboard' package: "
+                "pip install 'stargan[tensorboard]'"
+            ) from e
+        self.writer = SummaryWriter(str(log_dir))
+
+    def on_start(self, step: int, total: int) -> None:
+        pass
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        for k, v in metrics.items():
+            if isinstance(v, float | int) and math.isfinite(v):
+                self.writer.add_scalar(k, v, step)
+
+    def on_end(self, step: int) -> None:
+        self.writer.close()
+
+
+class ProgressBar:
+    """A tqdm bar over iterations showing the live losses."""
+
+    SHOWN = ("D/loss", "G/loss", "D/cls", "G/rec")
+
+    def __init__(self, desc: str = "train") -> None:
+        self.desc = desc
+        self.bar: tqdm | None = None
+
+    def on_start(self, step: int, total: int) -> None:
+        self.bar = tqdm(total=total, initial=step, desc=self.desc, dynamic_ncols=True)
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        assert self.bar is not None
+        self.bar.update(step - self.bar.n)
+        shown = {k: f"{metrics[k]:.3f}" for k in self.SHOWN if k in metrics}
+        self.bar.set_postfix(shown, refresh=False)
+
+    def on_end(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.close()

@@ -1,0 +1,425 @@
+"""The StarGAN training loop as a library object.
+
+Example:
+    >>> from stargan.presets import get_preset
+    >>> trainer = Trainer(get_preset("synth-tiny"))      # doctest: +SKIP
+    >>> trainer.fit()                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch.utils.data import DataLoader
+
+from stargan import losses
+from stargan.config import TrainConfig
+from stargan.data.labels import LabelLayout, permute_targets
+from stargan.data.registry import LabelledDataset, build_dataset
+from stargan.models import build_discriminator, build_generator
+from stargan.training import checkpoint as ckpt
+from stargan.training.logging import Callback, MetricsLog, TensorBoardCallback
+from stargan.training.schedule import lr_at
+
+
+class RunFolderError(RuntimeError):
+    """The run folder holds another run and neither resume nor overwrite was asked for."""
+
+
+class NonFiniteError(RuntimeError):
+    """A loss term became NaN or infinite; the step was not applied."""
+
+
+ResumeMode = Literal["never", "auto"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class EpochBatches:
+    """Batches of indices over a dataset, reshuffled each epoch from (seed, epoch) alone.
+
+    Because the order is a pure function of the seed and the epoch, the position in the data
+    is just (epoch, batch) and a resumed run reads exactly the batches it would have read.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int = 0, batch: int = 0):
+        if n < batch_size:
+            raise ValueError(f"the dataset has {n} images, fewer than one batch of {batch_size}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.batch = epoch, batch
+
+    @property
+    def per_epoch(self) -> int:
+        return self.n // self.batch_size  # drop the last partial batch, as the official code
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, batch = self.epoch, self.batch
+        while True:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+            for b in range(batch, self.per_epoch):
+                yield order[b * self.batch_size : (b + 1) * self.batch_size]
+            epoch, batch = epoch + 1, 0
+
+
+class _Stream:
+    """An endless batch iterator over one dataset that knows its position."""
+
+    def __init__(
+        self,
+        dataset: LabelledDataset,
+        batch_size: int,
+        seed: int,
+        workers: int,
+        epoch: int = 0,
+        batch: int = 0,
+    ) -> None:
+        self.dataset, self.batch_size, self.seed, self.workers = dataset, batch_size, seed, workers
+        self.seek(epoch, batch)
+
+    def seek(self, epoch: int, batch: int) -> None:
+        self.sampler = EpochBatches(len(self.dataset), self.batch_size, self.seed, epoch, batch)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=self.sampler,
+            num_workers=self.workers,
+            persistent_workers=self.workers > 0,
+        )
+        self.iterator = iter(loader)
+        self.epoch, self.batch = epoch, batch
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, label = next(self.iterator)
+        self.batch += 1
+        if self.batch == self.sampler.per_epoch:
+            self.epoch, self.batch = self.epoch + 1, 0
+        return x, label
+
+
+class Trainer:
+    """Trains G and D with the configured losses, schedule and data; owns the run folder.
+
+    Callbacks receive every logged metric (progress bars, TensorBoard); the trainer itself
+    writes only files: ``config.json``, ``metrics.jsonl``, ``samples/``, ``checkpoints/`` and
+    ``model.safetensors`` (the latest generator, ready for ``stargan translate``).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        callbacks: Sequence[Callback] = (),
+        resume: ResumeMode = "never",
+        overwrite: bool = False,
+        datasets: Sequence[LabelledDataset] | None = None,
+    ) -> None:
+        self.datasets = (
+            list(datasets)
+            if datasets is not None
+            else [build_dataset(d, "train") for d in cfg.data]
+        )
+        self.layout = LabelLayout(tuple(d.label_spec for d in self.datasets))
+        # The label layout, not the user, decides how many label channels the nets have.
+        model_cfg = dataclasses.replace(
+            cfg.model, c_dim=self.layout.c_dim, n_classes=self.layout.n_classes
+        )
+        self.cfg = dataclasses.replace(cfg, model=model_cfg)
+        self.out_dir = Path(cfg.run.out_dir)
+        self.device = resolve_device(cfg.run.device)
+        self.callbacks = list(callbacks)
+        if cfg.run.tensorboard:
+            self.callbacks.append(TensorBoardCallback(self.out_dir / "tensorboard"))
+        if cfg.run.num_threads:
+            torch.set_num_threads(cfg.run.num_threads)
+
+        torch.manual_seed(cfg.run.seed)
+        self.G = build_generator(model_cfg).to(self.device)
+        self.D = build_discriminator(model_cfg).to(self.device)
+        o = cfg.optim
+        self.opt_g = torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2))
+        # Every random draw of training comes from this generator, whose state is checkpointed.
+        self.rng = torch.Generator().manual_seed(cfg.run.seed)
+        self.step = 0
+        self.streams = [
+            _Stream(ds, o.batch_size, cfg.run.seed + 7919 * k, d.num_workers)
+            for k, (ds, d) in enumerate(zip(self.datasets, cfg.data, strict=True))
+        ]
+        self.log = MetricsLog(self.out_dir / "metrics.jsonl")
+        self._stop_requested = False
+        self._fixed_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._prepare_run_folder(resume, overwrite)
+
+    # Run folder, checkpoints and resume.
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    def checkpoints(self) -> list[Path]:
+        """Training-state files, newest first."""
+        return sorted(self.checkpoint_dir.glob("state-*.safetensors"), reverse=True)
+
+    def _prepare_run_folder(self, resume: ResumeMode, overwrite: bool) -> None:
+        existing = self.checkpoints()
+        if existing and resume == "auto":
+            self._resume_newest_valid(existing)
+        elif (existing or self.log.path.exists()) and not overwrite:
+            raise RunFolderError(
+                f"{self.out_dir} already holds a run ({len(existing)} checkpoint(s)); pass "
+                f"--resume to continue it, --overwrite to start over, or choose another --out"
+            )
+        elif overwrite:
+            for p in existing:
+                p.unlink()
+            self.log.path.unlink(missing_ok=True)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_write_bytes(self.out_dir / "config.json", self.cfg.to_json().encode())
+
+    def _resume_newest_valid(self, files: list[Path]) -> None:
+        errors = []
+        for path in files:
+            try:
+                self.load_state(path)
+            except ckpt.CheckpointError as e:
+                errors.append(str(e))
+                continue
+            self.resumed_from, self.skipped_checkpoints = path, errors
+            self.log.truncate_after(self.step)
+            return
+        raise ckpt.CheckpointError(
+            f"no valid checkpoint to resume from in {self.checkpoint_dir}:\n" + "\n".join(errors)
+        )
+
+    def save_state(self) -> Path:
+        tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
+        tensors |= {f"D.{k}": v for k, v in self.D.state_dict().items()}
+        opt_g, groups_g = ckpt.optimizer_tensors(self.opt_g, "opt_g.")
+        opt_d, groups_d = ckpt.optimizer_tensors(self.opt_d, "opt_d.")
+        tensors |= opt_g | opt_d
+        tensors["rng"] = self.rng.get_state()
+        meta = {
+            "format": ckpt.STATE_FORMAT,
+            "step": self.step,
+            "config": self.cfg.to_dict(),
+            "labels": self.layout.to_dict(),
+            "data_position": [[s.epoch, s.batch] for s in self.streams],
+            "opt_g_groups": groups_g,
+            "opt_d_groups": groups_d,
+        }
+        path = self.checkpoint_dir / f"state-{self.step:08d}.safetensors"
+        ckpt.save_tensors(path, tensors, meta)
+        ckpt.save_model_file(
+            self.out_dir / "model.safetensors",
+            self.G,
+            self.cfg.model,
+            self.layout,
+            step=self.step,
+            train_config=self.cfg,
+        )
+        for old in self.checkpoints()[self.cfg.run.keep_checkpoints :]:
+            old.unlink()
+        return path
+
+    def load_state(self, path: Path) -> None:
+        tensors, meta = ckpt.load_tensors(path, ckpt.STATE_FORMAT)
+        try:
+            saved_cfg = TrainConfig.from_dict(json.loads(meta["config"]))
+            saved_layout = LabelLayout.from_dict(json.loads(meta["labels"]))
+            step = int(meta["step"])
+            position = json.loads(meta["data_position"])
+            groups = json.loads(meta["opt_g_groups"]), json.loads(meta["opt_d_groups"])
+        except (KeyError, ValueError) as e:
+            raise ckpt.CheckpointError(f"{path}: incomplete training state ({e})") from None
+        if saved_cfg.model != self.cfg.model:
+            raise ckpt.CheckpointError(
+                f"{path} was trained with model {saved_cfg.model}, this run uses {self.cfg.model}"
+            )
+        if saved_layout != self.layout:
+            raise ckpt.CheckpointError(
+                f"{path} has labels {saved_layout.to_dict()}, this run's data has "
+                f"{self.layout.to_dict()}"
+            )
+        ckpt.load_module_weights(self.G, tensors, "G.", path)
+        ckpt.load_module_weights(self.D, tensors, "D.", path)
+        ckpt.load_optimizer(self.opt_g, tensors, "opt_g.", groups[0], path)
+        ckpt.load_optimizer(self.opt_d, tensors, "opt_d.", groups[1], path)
+        self.rng.set_state(tensors["rng"])
+        for stream, (epoch, batch) in zip(self.streams, position, strict=True):
+            stream.seek(epoch, batch)
+        self.step = step
+
+    def request_stop(self) -> None:
+        """Ask :meth:`fit` to checkpoint and return after the current iteration (signals)."""
+        self._stop_requested = True
+
+    # The loop.
+
+    def fit(self) -> Literal["finished", "stopped"]:
+        """Train until ``optim.num_iters`` or a stop request; always ends on a checkpoint."""
+        run, total = self.cfg.run, self.cfg.optim.num_iters
+        for cb in self.callbacks:
+            cb.on_start(self.step, total)
+        status: Literal["finished", "stopped"] = "finished"
+        t0, timed_steps = time.perf_counter(), 0
+        while self.step < total:
+            if self._stop_requested:
+                status = "stopped"
+                break
+            metrics = self.train_iteration()
+            self.step += 1
+            timed_steps += 1
+            if self.step % run.log_every == 0 or self.step == total:
+                metrics["time/iter_s"] = (time.perf_counter() - t0) / timed_steps
+                self._log(metrics)
+                t0, timed_steps = time.perf_counter(), 0
+            if run.sample_every and self.step % run.sample_every == 0:
+                self.save_samples()
+            if self.step % run.save_every == 0 and self.step != total:
+                self.save_state()
+        self.save_state()
+        if status == "finished" and run.sample_every:
+            self.save_samples()
+        for cb in self.callbacks:
+            cb.on_end(self.step)
+        return status
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        record = {"step": self.step, "time": time.time(), **metrics}
+        self.log.write(record)
+        for cb in self.callbacks:
+            cb.on_metrics(self.step, metrics)
+
+    def _set_lrs(self) -> None:
+        o = self.cfg.optim
+        for opt, base in ((self.opt_g, o.g_lr), (self.opt_d, o.d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(base, self.step, o)
+
+    def train_iteration(self) -> dict[str, float]:
+        """One iteration: per dataset, ``ratio`` D updates, each followed by a G update
+        when ``(step + 1) % n_critic == 0`` (the official alternation)."""
+        self._set_lrs()
+        update_g = (self.step + 1) % self.cfg.optim.n_critic == 0
+        metrics: dict[str, float] = {
+            "lr/g": self.opt_g.param_groups[0]["lr"],
+            "lr/d": self.opt_d.param_groups[0]["lr"],
+        }
+        for k, (stream, dcfg) in enumerate(zip(self.streams, self.cfg.data, strict=True)):
+            for _ in range(dcfg.ratio):
+                x, label = stream.next()
+                step_metrics = self.train_step(k, x, label, update_g, flip=dcfg.flip)
+                tag = "" if self.layout.n_datasets == 1 else f"{k}:"
+                metrics.update({f"{tag}{name}": v for name, v in step_metrics.items()})
+        return metrics
+
+    def train_step(
+        self,
+        k: int,
+        x_real: torch.Tensor,
+        label_org: torch.Tensor,
+        update_g: bool,
+        flip: bool = False,
+    ) -> dict[str, float]:
+        """A D update on dataset k's batch, then a G update if ``update_g``."""
+        lc = self.cfg.loss
+        spec, part = self.layout.specs[k], self.layout.slice(k)
+        n = x_real.shape[0]
+        if flip:
+            flips = torch.rand(n, generator=self.rng) < 0.5
+            x_real = torch.where(flips[:, None, None, None], x_real.flip(3), x_real)
+        label_trg = permute_targets(label_org, self.rng)
+        alpha = torch.rand(n, generator=self.rng)
+        x_real = x_real.to(self.device, non_blocking=True)
+        label_org, label_trg = label_org.to(self.device), label_trg.to(self.device)
+        c_org, c_trg = self.layout.embed(k, label_org), self.layout.embed(k, label_trg)
+
+        # Update D on real, fake and interpolated images. G's graph is kept only when G is
+        # updated this iteration: its step then reuses this very translation (G is unchanged).
+        with torch.set_grad_enabled(update_g):
+            x_fake = self.G(x_real, c_trg)
+        src, cls = self.D(torch.cat([x_real, x_fake.detach()]))
+        src_real, src_fake = src[:n], src[n:]
+        terms = {
+            "D/adv": losses.d_adversarial_loss(lc.adversarial, src_real, src_fake),
+            "D/cls": losses.classification_loss(spec.kind, cls[:n, part], label_org),
+        }
+        d_loss = terms["D/adv"] + lc.lambda_cls * terms["D/cls"]
+        if lc.adversarial == "wgan-gp":
+            x_hat = losses.interpolate(x_real, x_fake, alpha.to(self.device))
+            terms["D/gp"] = losses.gradient_penalty(self.D(x_hat)[0], x_hat)
+            d_loss = d_loss + lc.lambda_gp * terms["D/gp"]
+        terms["D/loss"] = d_loss
+        self._check_finite(terms)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        metrics = {name: t.item() for name, t in terms.items()}
+        if not update_g:
+            return metrics
+
+        # Update G through the updated D; D's weights need no gradients here.
+        self.D.requires_grad_(False)
+        try:
+            src_fake, cls_fake = self.D(x_fake)
+            x_rec = self.G(x_fake, c_org)
+            terms = {
+                "G/adv": losses.g_adversarial_loss(lc.adversarial, src_fake),
+                "G/cls": losses.classification_loss(spec.kind, cls_fake[:, part], label_trg),
+                "G/rec": losses.reconstruction_loss(x_real, x_rec),
+            }
+            g_loss = (
+                terms["G/adv"] + lc.lambda_cls * terms["G/cls"] + lc.lambda_rec * terms["G/rec"]
+            )
+            terms["G/loss"] = g_loss
+            self._check_finite(terms)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.opt_g.step()
+        finally:
+            self.D.requires_grad_(True)
+        metrics.update({name: t.item() for name, t in terms.items()})
+        return metrics
+
+    def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        for name, value in terms.items():
+            if not math.isfinite(value.item()):
+                raise NonFiniteError(
+                    f"loss term {name} is {value.item()} at step {self.step}; the update was not "
+                    f"applied and the last checkpoint in {self.checkpoint_dir} is intact. Lower "
+                    f"the learning rates or check the data for NaNs."
+                )
+
+    # Samples.
+
+    def fixed_batches(self, n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The same first images of every dataset for every sample grid of the run."""
+        if self._fixed_batches is None:
+            self._fixed_batches = []
+            for ds in self.datasets:
+                items = [ds[i] for i in range(min(n, len(ds)))]
+                self._fixed_batches.append(
+                    (torch.stack([x for x, _ in items]), torch.stack([y for _, y in items]))
+                )
+        return self._fixed_batches
+
+    def save_samples(self) -> Path:
+        from stargan.data.io import save_image
+        from stargan.inference import sample_grid
+
+        x, label = zip(*self.fixed_batches(), strict=True)
+        grid = sample_grid(self.G, list(x), list(label), self.layout, self.device)
+        path = self.out_dir / "samples" / f"step-{self.step:08d}.png"
+        save_image(grid, path)
+        return path

@@ -1,0 +1,143 @@
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import CELEBA_SPEC, RAFD_SPEC, TensorFaces, tiny_config
+from stargan.inference import load
+from stargan.training.checkpoint import CheckpointError
+from stargan.training.trainer import NonFiniteError, RunFolderError, Trainer
+
+
+def _weights(trainer):
+    return {
+        **{f"G.{k}": v for k, v in trainer.G.state_dict().items()},
+        **{f"D.{k}": v for k, v in trainer.D.state_dict().items()},
+    }
+
+
+def _assert_identical(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_fit_writes_model_metrics_and_checkpoints(tmp_path, celeba_like):
+    trainer = Trainer(tiny_config(tmp_path), datasets=[celeba_like])
+    assert trainer.fit() == "finished"
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert {"D/adv", "D/cls", "D/gp", "D/loss", "lr/g"} <= records[0].keys()
+    assert {"G/adv", "G/cls", "G/rec", "G/loss"} <= records[1].keys()  # n_critic = 2
+    assert all(math.isfinite(v) for r in records for v in r.values())
+    assert records[-1]["lr/g"] == pytest.approx(1e-4 / 3)  # lr for the update after step 5
+    assert [p.name for p in trainer.checkpoints()] == [
+        "state-00000006.safetensors",
+        "state-00000003.safetensors",
+    ]
+    model = load(tmp_path / "model.safetensors")
+    assert model.step == 6 and model.label_names == list(CELEBA_SPEC.names)
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["c_dim"] == 5
+
+
+def test_training_changes_the_weights_and_is_seeded(tmp_path, celeba_like):
+    a = Trainer(tiny_config(tmp_path / "a"), datasets=[celeba_like])
+    before = {k: v.clone() for k, v in _weights(a).items()}
+    a.fit()
+    b = Trainer(tiny_config(tmp_path / "b"), datasets=[celeba_like])
+    b.fit()
+    _assert_identical(_weights(a), _weights(b))
+    assert any(not torch.equal(before[k], v) for k, v in _weights(a).items())
+
+
+@pytest.mark.parametrize("stop_at", [2, 3, 4])
+def test_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, celeba_like, stop_at):
+    full = Trainer(tiny_config(tmp_path / "full", iters=8), datasets=[celeba_like])
+    full.fit()
+
+    cfg = tiny_config(tmp_path / "cut", iters=8)
+    first = Trainer(cfg, datasets=[celeba_like])
+    for _ in range(stop_at):
+        first.train_iteration()
+        first.step += 1
+    first.save_state()
+    # A brand-new process would build everything again from the config and the folder.
+    second = Trainer(cfg, datasets=[celeba_like], resume="auto")
+    assert second.step == stop_at
+    second.fit()
+    _assert_identical(_weights(full), _weights(second))
+    for name in ("opt_g", "opt_d"):
+        sa, sb = getattr(full, name).state_dict(), getattr(second, name).state_dict()
+        for idx in sa["state"]:
+            for key in sa["state"][idx]:
+                assert torch.equal(sa["state"][idx][key], sb["state"][idx][key])
+    assert torch.equal(full.rng.get_state(), second.rng.get_state())
+
+
+def test_stop_request_checkpoints_and_resume_finishes(tmp_path, celeba_like):
+    cfg = tiny_config(tmp_path, iters=6)
+    trainer = Trainer(cfg, datasets=[celeba_like])
+
+    class StopAfterTwo:
+        def on_start(self, step, total):
+            pass
+
+        def on_metrics(self, step, metrics):
+            if step == 2:
+                trainer.request_stop()
+
+        def on_end(self, step):
+            pass
+
+    trainer.callbacks.append(StopAfterTwo())
+    assert trainer.fit() == "stopped"
+    assert trainer.checkpoints()[0].name == "state-00000002.safetensors"
+    again = Trainer(cfg, datasets=[celeba_like], resume="auto")
+    assert again.fit() == "finished" and again.step == 6
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_existing_run_folder_is_not_clobbered(tmp_path, celeba_like):
+    Trainer(tiny_config(tmp_path), datasets=[celeba_like]).fit()
+    with pytest.raises(RunFolderError, match="--resume"):
+        Trainer(tiny_config(tmp_path), datasets=[celeba_like])
+    fresh = Trainer(tiny_config(tmp_path), datasets=[celeba_like], overwrite=True)
+    assert fresh.step == 0 and not fresh.checkpoints()
+
+
+def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, celeba_like):
+    Trainer(tiny_config(tmp_path), datasets=[celeba_like]).fit()
+    newest = tmp_path / "checkpoints" / "state-00000006.safetensors"
+    data = bytearray(newest.read_bytes())
+    data[-10] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    resumed = Trainer(tiny_config(tmp_path), datasets=[celeba_like], resume="auto")
+    assert resumed.step == 3
+    assert "checksum" in resumed.skipped_checkpoints[0]
+
+
+def test_resume_refuses_other_labels(tmp_path, celeba_like, rafd_like):
+    Trainer(tiny_config(tmp_path), datasets=[celeba_like]).fit()
+    with pytest.raises(CheckpointError, match="no valid checkpoint"):
+        Trainer(tiny_config(tmp_path), datasets=[TensorFaces(RAFD_SPEC)], resume="auto")
+
+
+def test_non_finite_loss_stops_before_the_update(tmp_path, celeba_like):
+    celeba_like.images[:] = float("nan")
+    trainer = Trainer(tiny_config(tmp_path), datasets=[celeba_like])
+    before = {k: v.clone() for k, v in _weights(trainer).items()}
+    with pytest.raises(NonFiniteError, match="step 0"):
+        trainer.fit()
+    _assert_identical(before, _weights(trainer))
+
+
+def test_joint_training_runs_with_mask(tmp_path, celeba_like, rafd_like):
+    trainer = Trainer(tiny_config(tmp_path, n_data=2), datasets=[celeba_like, rafd_like])
+    assert (trainer.cfg.model.c_dim, trainer.cfg.model.n_classes) == (10, 8)
+    trainer.fit()
+    rec = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][1]
+    assert {"0:D/cls", "1:D/cls", "0:G/rec", "1:G/rec"} <= rec.keys()

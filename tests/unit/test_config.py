@@ -1,0 +1,56 @@
+import pytest
+
+from stargan.config import ConfigError, DataConfig, OptimConfig, TrainConfig
+from stargan.presets import get_preset, preset_names
+
+
+def test_round_trip_through_json():
+    cfg = get_preset("both-128")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("name", list(preset_names()))
+def test_every_preset_is_valid(name):
+    assert isinstance(get_preset(name), TrainConfig)
+
+
+def test_paper_presets_are_faithful():
+    cfg = get_preset("celeba-128")
+    o, loss = cfg.optim, cfg.loss
+    assert (o.g_lr, o.d_lr, o.beta1, o.beta2, o.n_critic, o.batch_size) == (
+        1e-4,
+        1e-4,
+        0.5,
+        0.999,
+        5,
+        16,
+    )
+    assert (o.num_iters, o.num_iters_decay, o.lr_decay) == (200_000, 100_000, "linear")
+    assert (loss.adversarial, loss.lambda_cls, loss.lambda_rec, loss.lambda_gp) == (
+        "wgan-gp",
+        1,
+        10,
+        10,
+    )
+    assert cfg.data[0].selected_attrs == ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+    assert (cfg.data[0].crop_size, cfg.model.g_conv_dim, cfg.model.g_repeat_num) == (178, 64, 6)
+
+
+def test_wrong_types_and_fields_name_the_problem():
+    d = TrainConfig().to_dict()
+    d["optim"]["batch_size"] = "16"
+    with pytest.raises(ConfigError, match=r"config\.optim\.batch_size: expected int"):
+        TrainConfig.from_dict(d)
+    d = TrainConfig().to_dict()
+    d["optim"]["learning_rate"] = 1
+    with pytest.raises(ConfigError, match="unknown field.*learning_rate"):
+        TrainConfig.from_dict(d)
+    with pytest.raises(ConfigError, match="n_critic must be >= 1, got 0"):
+        OptimConfig(n_critic=0)
+    with pytest.raises(ConfigError, match="must equal model.image_size"):
+        TrainConfig(data=(DataConfig(image_size=64),))
+
+
+def test_unknown_preset_lists_valid_names():
+    with pytest.raises(KeyError, match="celeba-128"):
+        get_preset("celeba-129")

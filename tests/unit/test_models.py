@@ -1,0 +1,106 @@
+import pytest
+import torch
+
+from stargan.config import ConfigError, ModelConfig
+from stargan.models import build_discriminator, build_generator, count_parameters
+
+# REFERENCE.md, 'Parameter counts'.
+PARAMETER_TABLE = [
+    (dict(image_size=128, c_dim=5, n_classes=5), 8_430_528, 44_762_048),
+    (dict(image_size=128, c_dim=8, n_classes=8), 8_439_936, 44_786_624),
+    (dict(image_size=128, c_dim=15, n_classes=13), 8_461_888, 44_827_584),
+    (dict(image_size=256, c_dim=5, n_classes=5), 8_430_528, 44_884_928),
+    (
+        dict(image_size=64, c_dim=5, n_classes=5, g_conv_dim=32, d_conv_dim=32, g_repeat_num=3),
+        1_231_840,
+        11_191_776,
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "g_params", "d_params"), PARAMETER_TABLE)
+def test_parameter_counts_match_the_reference(kwargs, g_params, d_params):
+    cfg = ModelConfig(**kwargs)
+    with torch.device("meta"):  # counts need no memory
+        assert count_parameters(build_generator(cfg)) == g_params
+        assert count_parameters(build_discriminator(cfg)) == d_params
+
+
+@pytest.mark.parametrize("size", [16, 32, 64, 128])
+def test_output_shapes(size):
+    d_repeat = {16: 4, 32: 5, 64: 6, 128: 6}[size]
+    cfg = ModelConfig(
+        image_size=size,
+        c_dim=7,
+        n_classes=5,
+        g_conv_dim=4,
+        d_conv_dim=4,
+        g_repeat_num=1,
+        d_repeat_num=d_repeat,
+    )
+    x, c = torch.randn(2, 3, size, size), torch.rand(2, 7)
+    assert build_generator(cfg)(x, c).shape == (2, 3, size, size)
+    src, cls = build_discriminator(cfg)(x)
+    side = size // 2**d_repeat
+    assert src.shape == (2, 1, side, side)
+    assert cls.shape == (2, 5)
+
+
+def _tiny():
+    return ModelConfig(
+        image_size=16,
+        c_dim=5,
+        n_classes=5,
+        g_conv_dim=8,
+        d_conv_dim=8,
+        g_repeat_num=2,
+        d_repeat_num=3,
+    )
+
+
+def test_every_parameter_receives_a_gradient():
+    torch.manual_seed(0)
+    g, d = build_generator(_tiny()), build_discriminator(_tiny())
+    x, c = torch.randn(3, 3, 16, 16), torch.rand(3, 5)
+    src, cls = d(g(x, c))
+    (src.mean() + cls.sum()).backward()
+    for name, p in [*g.named_parameters(), *d.named_parameters()]:
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_eval_mode_uses_per_instance_statistics():
+    # The official .eval() trap: with running stats, eval outputs differ from training ones.
+    torch.manual_seed(0)
+    g = build_generator(_tiny())
+    x, c = torch.randn(2, 3, 16, 16), torch.rand(2, 5)
+    for _ in range(3):
+        g(torch.randn(2, 3, 16, 16) * 5 + 3, c)  # would pollute running stats, if any
+    train_out = g(x, c)
+    g.eval()
+    torch.testing.assert_close(g(x, c), train_out)
+    assert not any("running" in name for name, _ in g.named_buffers())
+
+
+def test_discriminator_has_no_cross_sample_layers():
+    # Real, fake and interpolated images share one forward; a sample's output must not
+    # depend on its batch mates.
+    torch.manual_seed(0)
+    d = build_discriminator(_tiny())
+    x = torch.randn(4, 3, 16, 16)
+    alone = torch.cat([d(x[i : i + 1])[0] for i in range(4)])
+    torch.testing.assert_close(d(x)[0], alone)
+
+
+def test_shape_contracts_name_the_expected_layout():
+    g = build_generator(_tiny())
+    with pytest.raises(ValueError, match=r"\[N, 3, 16, 16\]"):
+        g(torch.randn(2, 3, 32, 32), torch.rand(2, 5))
+    with pytest.raises(ValueError, match="c_dim=5"):
+        g(torch.randn(2, 3, 16, 16), torch.rand(2, 4))
+
+
+def test_invalid_model_config_is_explained():
+    with pytest.raises(ConfigError, match="divisible by 2\\*\\*d_repeat_num"):
+        ModelConfig(image_size=32, d_repeat_num=6)
