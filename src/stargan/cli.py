@@ -319,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="data_command", required=True)
     df = dsub.add_parser("formats", help="list the registered dataset formats")
     df.set_defaults(func=cmd_data_formats)
+
+    from stargan.evaluation.cli import add_evaluate_parser
+
+    add_evaluate_parser(sub)
     return p
 
 

@@ -38,6 +38,7 @@ AdversarialLoss = Literal["wgan-gp", "bce", "lsgan"]
 LrDecay = Literal["linear", "official"]
 BadImagePolicy = Literal["fail", "skip"]
 CacheMode = Literal["none", "memory", "disk"]
+NonFinitePolicy = Literal["stop", "skip"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class ModelConfig:
     """Residual blocks in G's bottleneck."""
     d_repeat_num: int = 6
     """Strided convs in D (the spatial size shrinks by 2**d_repeat_num)."""
+    g_residual: bool = False
+    """Not in the paper: G adds its (zero-initialised) output to the input image instead of
+    drawing the whole image through tanh, so it starts as the identity and learns only the
+    change. See docs/results.md for its measured effect."""
 
     def __post_init__(self) -> None:
         for name in ("image_size", "c_dim", "n_classes", "g_conv_dim", "d_conv_dim"):
@@ -94,6 +99,8 @@ class LossConfig:
     """Weight of the cycle reconstruction loss."""
     lambda_gp: float = 10.0
     """Weight of the gradient penalty (wgan-gp only)."""
+    lambda_id: float = 0.0
+    """Not in the paper (0 = off): weight of an identity loss ||G(x, c_org) - x||_1."""
 
     def __post_init__(self) -> None:
         _check(
@@ -101,7 +108,7 @@ class LossConfig:
             f"loss.adversarial must be one of {typing.get_args(AdversarialLoss)}, "
             f"got {self.adversarial!r}",
         )
-        for name in ("lambda_cls", "lambda_rec", "lambda_gp"):
+        for name in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id"):
             _check(getattr(self, name) >= 0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
 
 
@@ -233,6 +240,8 @@ class RunConfig:
     """Also write TensorBoard event files (needs the `tensorboard` extra)."""
     num_threads: int = 0
     """CPU threads for torch (0 = torch's default)."""
+    on_nonfinite: NonFinitePolicy = "stop"
+    """A NaN/Inf loss or gradient: 'stop' the run (default) or 'skip' that update."""
 
     def __post_init__(self) -> None:
         _check(self.log_every >= 1, f"run.log_every must be >= 1, got {self.log_every}")
@@ -243,6 +252,10 @@ class RunConfig:
             f"run.keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
         )
         _check(self.num_threads >= 0, f"run.num_threads must be >= 0, got {self.num_threads}")
+        _check(
+            self.on_nonfinite in typing.get_args(NonFinitePolicy),
+            f"run.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}",
+        )
 
 
 @dataclass(frozen=True)

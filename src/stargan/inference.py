@@ -148,3 +148,54 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     """[N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3] (rounded, clamped)."""
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).numpy()
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def list_images(source: str | Path) -> list[Path]:
+    """An image file, or the image files of a folder (sorted); nothing found is an error."""
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise FileNotFoundError(f"input {source} is neither an image file nor a folder")
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {source}"
+        )
+    return files
+
+
+def target_title(targets: Targets) -> str:
+    """{'Blond_Hair': 1, 'Male': 0} -> 'Blond_Hair+Male=0' (file names and grid titles)."""
+    return "+".join(n if v == 1 else f"{n}={v:g}" for n, v in targets.items())
+
+
+def translate_files(model_path: str | Path, source: str | Path, out_dir: str | Path,
+                    targets: Sequence[Targets], *, source_labels: Targets | None = None,
+                    grid: bool = False, device: str = "cpu") -> list[Path]:
+    """Translate every image of ``source`` to every target; one PNG per image per target.
+
+    With no targets, each label of the model's first dataset is a target (as in sample
+    grids). Returns the written paths (``grid.png`` last when asked for).
+    """
+    from stargan.data.io import load_image, save_image
+
+    model = load(model_path, device)
+    files = list_images(source)
+    if not targets:
+        targets = [{name: 1.0} for name in model.layout.specs[0].names]
+    x = torch.stack([load_image(f, model.config.image_size) for f in files])
+    out_dir = Path(out_dir)
+    written, columns = [], [x]
+    for target in targets:
+        y = model.translate(x, target, source_labels)
+        columns.append(y)
+        title = target_title(target)
+        for f, image in zip(files, y, strict=True):
+            written.append(save_image(image, out_dir / f"{f.stem}-{title}.png"))
+    if grid:
+        written.append(save_image(make_grid(torch.stack(columns, dim=1)), out_dir / "grid.png"))
+    return written

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -141,3 +142,35 @@ def test_joint_training_runs_with_mask(tmp_path, celeba_like, rafd_like):
     trainer.fit()
     rec = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][1]
     assert {"0:D/cls", "1:D/cls", "0:G/rec", "1:G/rec"} <= rec.keys()
+
+
+def test_non_finite_gradient_is_caught(tmp_path, celeba_like, monkeypatch):
+    trainer = Trainer(tiny_config(tmp_path), datasets=[celeba_like])
+    before = {k: v.clone() for k, v in _weights(trainer).items()}
+    # A finite loss whose gradient overflows: scale the critic's output by a huge factor.
+    original = trainer.D.forward
+    monkeypatch.setattr(trainer.D, "forward",
+                        lambda x: tuple(t * 1e38 if t.dim() == 4 else t for t in original(x)))
+    trainer.cfg = dataclasses.replace(trainer.cfg, loss=dataclasses.replace(
+        trainer.cfg.loss, adversarial="lsgan"))
+    with pytest.raises(NonFiniteError, match="D/|gradient norm of D"):
+        trainer.fit()
+    _assert_identical(before, _weights(trainer))
+
+
+def test_skip_policy_goes_on_without_the_bad_update(tmp_path, celeba_like):
+    celeba_like.images[:4] = float("nan")
+    cfg = tiny_config(tmp_path, on_nonfinite="skip")
+    trainer = Trainer(cfg, datasets=[celeba_like])
+    assert trainer.fit() == "finished"
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("D/skipped") == 1.0 for r in records)
+    assert all(torch.isfinite(v).all() for v in _weights(trainer).values())
+
+
+def test_identity_loss_option_is_logged(tmp_path, celeba_like):
+    cfg = tiny_config(tmp_path)
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, lambda_id=5.0))
+    Trainer(cfg, datasets=[celeba_like]).fit()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert "G/id" in records[1]

@@ -104,3 +104,13 @@ def test_shape_contracts_name_the_expected_layout():
 def test_invalid_model_config_is_explained():
     with pytest.raises(ConfigError, match="divisible by 2\\*\\*d_repeat_num"):
         ModelConfig(image_size=32, d_repeat_num=6)
+
+
+def test_residual_generator_starts_as_the_identity_and_learns():
+    cfg = ModelConfig(image_size=16, c_dim=5, n_classes=5, g_conv_dim=8, g_repeat_num=1,
+                      d_repeat_num=3, g_residual=True)
+    g = build_generator(cfg)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert torch.equal(g(x, torch.rand(2, 5)), x)
+    g(x, torch.rand(2, 5)).sum().backward()
+    assert g.main[-1].weight.grad.abs().sum() > 0

@@ -45,11 +45,19 @@ class Generator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             dim //= 2
-        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        self.residual = cfg.g_residual
+        out = nn.Conv2d(dim, 3, 7, 1, 3, bias=False)
+        if self.residual:
+            # Start as the identity: the first translations are the inputs themselves.
+            nn.init.zeros_(out.weight)
+            layers.append(out)
+        else:
+            layers += [out, nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """x: [N, 3, S, S] in [-1, 1]; c: [N, c_dim] -> [N, 3, S, S] in [-1, 1]."""
+        """x: [N, 3, S, S] in [-1, 1]; c: [N, c_dim] -> [N, 3, S, S] (in [-1, 1] unless
+        ``g_residual``, whose sums may overshoot slightly; consumers clamp for display)."""
         check_images(x, self.image_size, "Generator")
         if c.dim() != 2 or c.shape != (x.shape[0], self.c_dim):
             raise ValueError(
@@ -58,4 +66,5 @@ class Generator(nn.Module):
             )
         # Tile the label over every pixel so each conv sees the target domain.
         c_map = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-        return self.main(torch.cat([x, c_map], dim=1))
+        out = self.main(torch.cat([x, c_map], dim=1))
+        return x + out if self.residual else out

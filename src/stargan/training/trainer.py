@@ -361,11 +361,8 @@ class Trainer:
             terms["D/gp"] = losses.gradient_penalty(self.D(x_hat)[0], x_hat)
             d_loss = d_loss + lc.lambda_gp * terms["D/gp"]
         terms["D/loss"] = d_loss
-        self._check_finite(terms)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
         metrics = {name: t.item() for name, t in terms.items()}
+        self._apply(self.opt_d, self.D, d_loss, metrics, "D")
         if not update_g:
             return metrics
 
@@ -382,24 +379,41 @@ class Trainer:
             g_loss = (
                 terms["G/adv"] + lc.lambda_cls * terms["G/cls"] + lc.lambda_rec * terms["G/rec"]
             )
+            if lc.lambda_id:
+                terms["G/id"] = losses.reconstruction_loss(x_real, self.G(x_real, c_org))
+                g_loss = g_loss + lc.lambda_id * terms["G/id"]
             terms["G/loss"] = g_loss
-            self._check_finite(terms)
-            self.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.opt_g.step()
+            g_metrics = {name: t.item() for name, t in terms.items()}
+            self._apply(self.opt_g, self.G, g_loss, g_metrics, "G")
         finally:
             self.D.requires_grad_(True)
-        metrics.update({name: t.item() for name, t in terms.items()})
+        metrics.update(g_metrics)
         return metrics
 
-    def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
-        for name, value in terms.items():
-            if not math.isfinite(value.item()):
-                raise NonFiniteError(
-                    f"loss term {name} is {value.item()} at step {self.step}; the update was not "
-                    f"applied and the last checkpoint in {self.checkpoint_dir} is intact. Lower "
-                    f"the learning rates or check the data for NaNs."
-                )
+    def _apply(self, opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor,
+               metrics: dict[str, float], who: str) -> None:
+        """Backward and step, unless a loss term or a gradient is NaN/Inf: then the update is
+        not applied and the run stops (or, with on_nonfinite='skip', goes on without it)."""
+        bad = [f"loss term {k} is {v}" for k, v in metrics.items() if not math.isfinite(v)]
+        opt.zero_grad(set_to_none=True)
+        if not bad:
+            loss.backward()
+            grads = [p.grad for p in net.parameters() if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads).item()
+            if not math.isfinite(norm):
+                bad.append(f"the gradient norm of {who} is {norm}")
+        if not bad:
+            opt.step()
+            return
+        opt.zero_grad(set_to_none=True)
+        metrics[f"{who}/skipped"] = 1.0
+        if self.cfg.run.on_nonfinite == "skip":
+            return
+        raise NonFiniteError(
+            f"{'; '.join(bad)} at step {self.step}: the update was not applied and the last "
+            f"checkpoint in {self.checkpoint_dir} is intact. Lower the learning rates, check "
+            f"the data for NaNs, or pass --on-nonfinite skip."
+        )
 
     # Samples.
 
