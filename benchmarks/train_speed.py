@@ -38,7 +38,9 @@ class RandomData(torch.utils.data.Dataset):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--preset", default="celeba-128")
-    p.add_argument("--iters", type=int, default=10, help="timed iterations (rounded up to n_critic)")
+    p.add_argument(
+        "--iters", type=int, default=10, help="timed iterations (rounded up to n_critic)"
+    )
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations (default n_critic)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", help="also write the results here")
@@ -52,8 +54,13 @@ def main() -> None:
     spec = LabelSpec(cfg.data[0].selected_attrs or ("a", "b", "c", "d", "e"), "binary")
     size, batch, n_critic = cfg.model.image_size, cfg.optim.batch_size, cfg.optim.n_critic
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = type(cfg)(model=cfg.model, loss=cfg.loss, optim=cfg.optim, data=cfg.data[:1],
-                        run=RunConfig(out_dir=tmp, sample_every=0, save_every=10**9))
+        cfg = type(cfg)(
+            model=cfg.model,
+            loss=cfg.loss,
+            optim=cfg.optim,
+            data=cfg.data[:1],
+            run=RunConfig(out_dir=tmp, sample_every=0, save_every=10**9),
+        )
         trainer = Trainer(cfg, datasets=[RandomData(spec, 4 * batch, size)])
         iters = -(-args.iters // n_critic) * n_critic
         warmup = n_critic if args.warmup is None else args.warmup
@@ -65,13 +72,18 @@ def main() -> None:
             t0 = time.perf_counter()
             trainer.train_iteration()
             (with_g if (trainer.step + 1) % n_critic == 0 else d_only).append(
-                time.perf_counter() - t0)
+                time.perf_counter() - t0
+            )
             trainer.step += 1
     total = sum(d_only) + sum(with_g)
     result = {
-        "preset": args.preset, "image_size": size, "batch_size": batch,
-        "threads": torch.get_num_threads(), "iterations": iters,
-        "s_per_iter": total / iters, "images_per_s": batch * iters / total,
+        "preset": args.preset,
+        "image_size": size,
+        "batch_size": batch,
+        "threads": torch.get_num_threads(),
+        "iterations": iters,
+        "s_per_iter": total / iters,
+        "images_per_s": batch * iters / total,
         "s_per_d_only_iter": sum(d_only) / max(len(d_only), 1),
         "s_per_d_and_g_iter": sum(with_g) / max(len(with_g), 1),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

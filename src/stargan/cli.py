@@ -40,6 +40,7 @@ _RENAMED = {
     ("data", "name"): "dataset",
     ("run", "out_dir"): "out",
     ("data", "image_size"): None,
+    ("model", "image_size"): None,
     ("model", "c_dim"): None,
     ("model", "n_classes"): None,
 }
@@ -185,14 +186,80 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from stargan.translate import translate_files
+    from stargan import inference
 
-    targets = [_parse_assignments([t], "--target") for t in args.target or []]
-    source = _parse_assignments(args.source or [], "--source")
-    written = translate_files(
-        args.model, args.input, args.out, targets, source=source, grid=args.grid, device=args.device
+    if args.size is not None and args.size < 1:
+        raise ConfigError(f"--size must be a positive number of pixels, got {args.size}")
+    model = inference.load(args.model, args.device)
+    targets = [inference.parse_target([t], model.layout, "--target") for t in args.target or []]
+    if args.set:
+        targets.append(inference.parse_target(args.set, model.layout, "--set"))
+    strip = None
+    if args.strip:
+        start, stop = args.range
+        strip = inference.Strip.linear(
+            inference.parse_target([args.strip], model.layout, "--strip"), args.steps, start, stop
+        )
+    report = inference.translate_files(
+        model,
+        args.input,
+        args.out,
+        targets,
+        source=_parse_assignments(args.source or [], "--source") or None,
+        grid=args.grid,
+        strip=strip,
+        face_crop=args.face_crop,
+        fmt=args.format,
+        size=args.size,
     )
-    print(f"wrote {len(written)} image(s) to {args.out}")
+    how = "inferred by the model's classifier" if report.inferred else "given"
+    for name, labels in report.sources.items():
+        shown = ", ".join(k for k, v in labels.items() if v >= 0.5) or "none"
+        print(f"{name}: source labels ({how}): {shown}")
+    print(f"wrote {len(report.written)} image(s) to {args.out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from stargan import inference
+    from stargan.extras import require
+    from stargan.web import Limits, create_app
+
+    uvicorn = require("uvicorn", extra="web", purpose="the web demo (stargan serve)")
+    model = inference.load(args.model, args.device)
+    try:
+        limits = Limits(
+            max_body_bytes=int(args.max_upload_mb * 2**20),
+            max_pixels=args.max_pixels,
+            workers=args.workers,
+            queue=args.queue,
+            timeout_s=args.timeout,
+        )
+    except ValueError as e:
+        raise ConfigError(f"stargan serve: {e}") from None
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: serving on {args.host}, reachable beyond this machine; the demo has no "
+            f"authentication",
+            file=sys.stderr,
+        )
+    print(f"serving {model.path} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(create_app(model, limits=limits), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_import_official(args: argparse.Namespace) -> int:
+    from stargan.official import import_official
+
+    out = import_official(
+        args.checkpoint,
+        args.out,
+        attrs=args.attrs or (),
+        classes=args.classes or (),
+        image_size=args.image_size,
+        discriminator=args.discriminator,
+    )
+    print(f"wrote {out}; translate with: stargan translate --model {out} --input IMAGES --out DIR")
     return 0
 
 
@@ -245,6 +312,35 @@ def cmd_data_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from stargan.data.check import check_dataset, format_report
+
+    cfg = DataConfig(
+        name=args.format,
+        root=args.root,
+        image_size=args.image_size,
+        crop_size=args.crop_size,
+        selected_attrs=tuple(args.selected_attrs or ()),
+        test_size=args.test_size,
+    )
+    report = check_dataset(cfg)
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from stargan.data.synthetic import export_celeba, export_rafd
+
+    if args.style == "celeba":
+        out = export_celeba(
+            args.out, args.num, args.size, args.seed, correlated=args.correlated, ext=args.ext
+        )
+    else:
+        out = export_rafd(args.out, args.num, args.size, args.seed)
+    print(f"wrote {args.num} {args.style}-style SynthFaces images to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stargan",
@@ -282,8 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
-    tr = sub.add_parser("translate", help="translate image files to target labels")
-    tr.add_argument("--model", required=True, help="model file (model.safetensors)")
+    tr = sub.add_parser(
+        "translate",
+        help="translate image files to target labels",
+        description="Translate images. Each --target is one translation; --set NAME=V ... is "
+        "one more combining several labels. Without --source, a model file that keeps D infers "
+        "each image's current labels and says what it found.",
+    )
+    tr.add_argument(
+        "--model", help="model file (default: the packaged SynthFaces model, when installed)"
+    )
     tr.add_argument("--input", required=True, help="an image file or a folder of images")
     tr.add_argument("--out", required=True, help="output folder")
     tr.add_argument(
@@ -294,14 +398,79 @@ def build_parser() -> argparse.ArgumentParser:
         "default: one target per label, as sample grids",
     )
     tr.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        metavar="NAME=V",
+        help="one target combining every NAME=V given, e.g. --set Blond_Hair=1 Male=0 or "
+        "--set expression=happy; values between 0 and 1 (and beyond) set intensities",
+    )
+    tr.add_argument(
         "--source",
         action="append",
         metavar="NAME=V",
-        help="the inputs' current labels (binary labels not given are taken as 0)",
+        help="the inputs' current labels; without it they are inferred when the model file "
+        "keeps D, otherwise binary labels not given are taken as 0",
     )
-    tr.add_argument("--grid", action="store_true", help="also write grid.png (inputs x targets)")
+    tr.add_argument(
+        "--strip",
+        metavar="NAME[=V,...]",
+        help="also write an interpolation strip per image from its own labels to this target",
+    )
+    tr.add_argument("--steps", type=int, default=5, help="images in a strip (default 5)")
+    tr.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        default=(0.0, 1.0),
+        metavar=("FROM", "TO"),
+        help="strip intensities (default 0 1; beyond 1 extrapolates)",
+    )
+    tr.add_argument(
+        "--face-crop",
+        action="store_true",
+        help="find the one face in each photo and crop it like CelebA (pip install "
+        "'stargan[face]')",
+    )
+    tr.add_argument("--format", choices=["png", "jpg"], default="png", help="output format")
+    tr.add_argument("--size", type=int, help="resize outputs to SIZE x SIZE pixels")
+    tr.add_argument("--grid", action="store_true", help="also write grid.FORMAT (inputs x targets)")
     tr.add_argument("--device", default="cpu")
     tr.set_defaults(func=cmd_translate)
+
+    sv = sub.add_parser(
+        "serve",
+        help="start the web demo",
+        description="Serve the web demo (pip install 'stargan[web]'). Binds to loopback by "
+        "default; the demo has no authentication.",
+    )
+    sv.add_argument("--model", help="model file (default: the packaged SynthFaces model)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--max-upload-mb", type=float, default=8.0, help="largest request body")
+    sv.add_argument("--max-pixels", type=int, default=16_000_000, help="largest upload W x H")
+    sv.add_argument("--workers", type=int, default=1, help="translations computed at once")
+    sv.add_argument("--queue", type=int, default=4, help="requests waiting before 503s")
+    sv.add_argument("--timeout", type=float, default=30.0, help="seconds per request (504)")
+    sv.add_argument("--device", default="cpu")
+    sv.set_defaults(func=cmd_serve)
+
+    io_ = sub.add_parser(
+        "import-official",
+        help="convert a 2018 official release checkpoint (G.ckpt) into a model file",
+        description="Load the official release's state dict with weights_only=True (no code "
+        "runs), check every parameter name and shape against our generator and write a model "
+        "file. The checkpoint has no label names: give them in training order.",
+    )
+    io_.add_argument("checkpoint", help="the release's generator, e.g. 200000-G.ckpt")
+    io_.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    io_.add_argument("--attrs", nargs="+", help="CelebA attribute names, in training order")
+    io_.add_argument("--classes", nargs="+", help="RaFD class names (sorted folder order)")
+    io_.add_argument("--image-size", type=int, default=128, help="training image size")
+    io_.add_argument(
+        "--discriminator", help="the matching D.ckpt, kept so source labels can be inferred"
+    )
+    io_.set_defaults(func=cmd_import_official)
 
     s = sub.add_parser("sample", help="write a sample grid for a model on its dataset")
     s.add_argument("--model", required=True)
@@ -319,6 +488,32 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="data_command", required=True)
     df = dsub.add_parser("formats", help="list the registered dataset formats")
     df.set_defaults(func=cmd_data_formats)
+    dc = dsub.add_parser("check", help="validate a dataset and summarise it")
+    dc.add_argument("root", help="dataset folder (or attribute file)")
+    dc.add_argument("--format", default="celeba", help="dataset format (`stargan data formats`)")
+    dc.add_argument("--image-size", type=int, default=128)
+    dc.add_argument("--crop-size", type=int)
+    dc.add_argument("--selected-attrs", nargs="+")
+    dc.add_argument("--test-size", type=int, default=2000)
+    dc.set_defaults(func=cmd_data_check)
+    ds = dsub.add_parser("synth", help="export SynthFaces in the official CelebA/RaFD formats")
+    ds.add_argument("--out", required=True, help="output folder")
+    ds.add_argument("--style", choices=["celeba", "rafd"], default="celeba")
+    ds.add_argument("--size", type=int, default=128, help="image side in pixels (16-256)")
+    ds.add_argument("--num", type=int, default=2000, help="number of images")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument(
+        "--correlated",
+        action="store_true",
+        help="celeba style: realistic correlations between attributes",
+    )
+    ds.add_argument(
+        "--ext",
+        choices=["png", "jpg"],
+        default="png",
+        help="celeba style: PNG (exact ground truth) or JPEG like CelebA",
+    )
+    ds.set_defaults(func=cmd_data_synth)
 
     from stargan.evaluation.cli import add_evaluate_parser
 
@@ -327,15 +522,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from stargan.data.io import ImageDecodeError
     from stargan.data.labels import LabelError
     from stargan.data.registry import DatasetError
+    from stargan.extras import MissingExtraError
+    from stargan.facecrop import FaceCropError
     from stargan.training.checkpoint import CheckpointError
     from stargan.training.trainer import RunFolderError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, LabelError, DatasetError, CheckpointError, RunFolderError) as e:
+    except (
+        ConfigError,
+        LabelError,
+        DatasetError,
+        CheckpointError,
+        RunFolderError,
+        ImageDecodeError,
+        FileNotFoundError,
+        FaceCropError,
+        MissingExtraError,
+    ) as e:
         print(f"stargan: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
 

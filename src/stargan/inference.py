@@ -4,35 +4,49 @@ Example:
     >>> import stargan
     >>> model = stargan.load("runs/synth-demo/model.safetensors")       # doctest: +SKIP
     >>> out = model.translate(x, {"Blond_Hair": 1}, source={"Male": 1})  # doctest: +SKIP
+    >>> model.describe(model.infer_labels(x))      # when the file keeps D  # doctest: +SKIP
+    [{'Black_Hair': 1.0, 'Blond_Hair': 0.0, 'Brown_Hair': 0.0, 'Male': 1.0, 'Young': 1.0}]
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from stargan.config import ModelConfig
+from stargan.data.io import preprocess, to_tensor
 from stargan.data.labels import LabelError, LabelLayout, sample_targets, set_target
-from stargan.models import Generator, build_generator
+from stargan.models import Discriminator, Generator, build_discriminator, build_generator
 from stargan.training import checkpoint as ckpt
 
 Targets = Mapping[str, float]
+Source = Targets | Sequence[torch.Tensor] | None
+"""An image's current labels: names -> values for every image, per-dataset label tensors
+[N, n_k] per image (as :meth:`StarGAN.infer_labels` returns), or None (infer with D's
+classifier when the file keeps it, otherwise binary labels start at 0)."""
+
+PACKAGED_MODEL = Path(__file__).parent / "assets" / "synthfaces-32.safetensors"
+"""The small SynthFaces model shipped with the package: the default ``--model``."""
 
 
 @dataclass
 class StarGAN:
-    """A trained generator with the label names it was trained on."""
+    """A trained generator with the label names it was trained on, and optionally D (whose
+    classifier tells an image's current labels when the user does not give them)."""
 
     generator: Generator
     config: ModelConfig
     layout: LabelLayout
     path: Path
     step: int | None = None
+    discriminator: Discriminator | None = field(default=None, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -42,44 +56,162 @@ class StarGAN:
     def label_names(self) -> list[str]:
         return [n for s in self.layout.specs for n in s.names]
 
-    def labels_for(self, targets: Targets, n: int, source: Targets | None = None) -> torch.Tensor:
+    @property
+    def has_classifier(self) -> bool:
+        """Whether the file kept D, so source labels can be inferred."""
+        return self.discriminator is not None
+
+    @torch.no_grad()
+    def classify(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """D's belief about ``images`` [N, 3, S, S] in [-1, 1]: per dataset, probabilities
+        [N, n_k] (sigmoid for binary attributes, softmax over categorical classes)."""
+        if self.discriminator is None:
+            raise LabelError(
+                f"{self.path} keeps no discriminator, so it cannot infer source labels; give "
+                f"them (--source NAME=V), or use a model file written by a recent `stargan train`"
+            )
+        _, logits = self.discriminator(images.to(self.device))
+        logits = logits.float().cpu()
+        out = []
+        for k, spec in enumerate(self.layout.specs):
+            part = logits[:, self.layout.slice(k)]
+            out.append(part.sigmoid() if spec.kind == "binary" else part.softmax(dim=1))
+        return out
+
+    def infer_labels(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Per dataset, the labels D's classifier sees in ``images``: [N, n_k] of 0/1 (binary:
+        probability > 0.5; categorical: one-hot of the most likely class)."""
+        labels = []
+        for spec, p in zip(self.layout.specs, self.classify(images), strict=True):
+            if spec.kind == "binary":
+                labels.append((p > 0.5).float())
+            else:
+                labels.append(torch.nn.functional.one_hot(p.argmax(1), spec.n_labels).float())
+        return labels
+
+    def source_labels(self, images: torch.Tensor, given: Targets | None = None) -> Source:
+        """The labels translation starts from: inferred by D when the file keeps it, with any
+        ``given`` name overriding the inferred value; ``given`` alone otherwise."""
+        if self.discriminator is None:
+            return dict(given) if given else None
+        labels = self.infer_labels(images)
+        for name, value in (given or {}).items():
+            k, i = self.layout.find(name)
+            labels[k][:, i] = float(value)
+        return labels
+
+    def describe(self, labels: Sequence[torch.Tensor]) -> list[dict[str, float]]:
+        """Per-dataset label tensors [N, n_k] -> per image {name: value}, every dataset merged.
+
+        Example:
+            >>> model.describe([torch.tensor([[1.0, 0, 0, 1, 1]])])    # doctest: +SKIP
+            [{'Black_Hair': 1.0, 'Blond_Hair': 0.0, 'Brown_Hair': 0.0, 'Male': 1.0, ...}]
+        """
+        n = labels[0].shape[0]
+        out: list[dict[str, float]] = [{} for _ in range(n)]
+        for spec, lab in zip(self.layout.specs, labels, strict=True):
+            for i, row in enumerate(lab.tolist()):
+                out[i] |= dict(zip(spec.names, map(float, row), strict=True))
+        return out
+
+    def labels_for(self, targets: Targets, n: int, source: Source = None) -> torch.Tensor:
         """The full label vectors [n, c_dim] that ask for ``targets``.
 
         All target names must come from one dataset (one mask bit). For a binary dataset the
-        attributes not named keep their ``source`` values (absent when not given); a hair
-        colour set on clears the other hair colours.
+        attributes not named keep their ``source`` values (0 when not given); a hair colour
+        set on clears the other hair colours. ``source`` is a name -> value mapping for every
+        image or per-dataset tensors [n, n_k] (e.g. from :meth:`infer_labels`).
         """
         if not targets:
             raise LabelError(f"no target given; choose among: {', '.join(self.label_names)}")
-        found = {name: self.layout.find(name) for name in list(targets) + list(source or {})}
-        datasets = {found[name][0] for name in targets}
+        datasets = {self.layout.find(name)[0] for name in targets}
         if len(datasets) > 1:
             raise LabelError(
                 f"targets {list(targets)} come from different datasets; translate to one "
                 f"dataset's labels at a time"
             )
         (k,) = datasets
-        spec = self.layout.specs[k]
-        base = torch.zeros(n, spec.n_labels)
-        for name, value in (source or {}).items():
-            if found[name][0] == k:
-                base[:, found[name][1]] = float(value)
+        base = self._source_slice(k, n, source)
         for name, value in targets.items():
-            base = set_target(spec, base, name, float(value))
+            base = set_target(self.layout.specs[k], base, name, float(value))
         return self.layout.embed(k, base)
+
+    def _source_slice(self, k: int, n: int, source: Source) -> torch.Tensor:
+        """Dataset k's current labels [n, n_k] from any form of ``source`` (zeros if None)."""
+        spec = self.layout.specs[k]
+        if source is None:
+            return torch.zeros(n, spec.n_labels)
+        if isinstance(source, Mapping):
+            base = torch.zeros(n, spec.n_labels)
+            for name, value in source.items():
+                j, i = self.layout.find(name)  # unknown names raise, listing the valid ones
+                if j == k:
+                    base[:, i] = float(value)
+            return base
+        if len(source) != self.layout.n_datasets or source[k].shape != (n, spec.n_labels):
+            shapes = [list(t.shape) for t in source]
+            raise LabelError(
+                f"source labels must be one tensor per dataset, dataset {k} shaped "
+                f"[N={n}, {spec.n_labels}] ({', '.join(spec.names)}); got {shapes}"
+            )
+        return source[k].detach().float().cpu().clone()
 
     @torch.no_grad()
     def translate(
-        self, images: torch.Tensor, targets: Targets, source: Targets | None = None
+        self, images: torch.Tensor, targets: Targets, source: Source = None
     ) -> torch.Tensor:
-        """images [N, 3, S, S] in [-1, 1] -> translated [N, 3, S, S] in [-1, 1]."""
+        """images [N, 3, S, S] in [-1, 1] -> translated [N, 3, S, S] in [-1, 1].
+
+        Without ``source``, a file that keeps D infers each image's current labels (see
+        :meth:`infer_labels`; :meth:`describe` turns them into names to report).
+
+        Example:
+            >>> model.translate(x, {"Blond_Hair": 1, "Male": 0}).shape     # doctest: +SKIP
+            torch.Size([1, 3, 128, 128])
+        """
+        if source is None and self.discriminator is not None:
+            source = self.infer_labels(images)
         c = self.labels_for(targets, images.shape[0], source).to(self.device)
         return self.generator(images.to(self.device), c).cpu()
 
+    @torch.no_grad()
+    def interpolate(
+        self,
+        images: torch.Tensor,
+        targets: Targets,
+        values: Sequence[float],
+        source: Source = None,
+    ) -> torch.Tensor:
+        """An interpolation strip: images [N, 3, S, S] -> [N, len(values), 3, S, S].
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> StarGAN:
-    """Load a model file written by training (``model.safetensors``) or ``stargan export``."""
-    path = Path(path)
+        Each step v asks G for the label vector ``c_src + v (c_tgt - c_src)``: v = 0 is the
+        image's own labels (a reconstruction), v = 1 the target, values beyond extrapolate.
+        Interpolating whole vectors (rather than one label's value) fades a hair colour out
+        while the new one fades in.
+
+        Example:
+            >>> model.interpolate(x, {"Blond_Hair": 1}, [0, 0.5, 1]).shape  # doctest: +SKIP
+            torch.Size([1, 3, 3, 128, 128])
+        """
+        if source is None and self.discriminator is not None:
+            source = self.infer_labels(images)
+        n = images.shape[0]
+        c_tgt = self.labels_for(targets, n, source)
+        k = self.layout.find(next(iter(targets)))[0]
+        c_src = self.layout.embed(k, self._source_slice(k, n, source))
+        x = images.to(self.device)
+        steps = [
+            self.generator(x, (c_src + float(v) * (c_tgt - c_src)).to(self.device)).cpu()
+            for v in values
+        ]
+        return torch.stack(steps, dim=1)
+
+
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> StarGAN:
+    """Load a model file written by training (``model.safetensors``) or ``stargan
+    import-official``; None loads the packaged SynthFaces model. D comes along when the file
+    keeps it (then :attr:`StarGAN.has_classifier`)."""
+    path = resolve_model_path(path)
     tensors, meta = ckpt.load_tensors(path, ckpt.MODEL_FORMAT)
     try:
         config = ModelConfig(**json.loads(meta["model_config"]))
@@ -94,8 +226,31 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> StarGAN:
     generator = build_generator(config)
     ckpt.load_module_weights(generator, tensors, "G.", path)
     generator.to(device)
+    discriminator = None
+    if meta.get("discriminator") == "true":
+        discriminator = build_discriminator(config)
+        ckpt.load_module_weights(discriminator, tensors, "D.", path)
+        discriminator.to(device).eval()
     step = int(meta["step"]) if "step" in meta else None
-    return StarGAN(generator, config, layout, path, step)
+    return StarGAN(generator, config, layout, path, step, discriminator)
+
+
+def resolve_model_path(path: str | Path | None) -> Path:
+    """``path``, or the packaged SynthFaces model when None; a clear error when neither exists.
+
+    Example:
+        >>> resolve_model_path(None).name                                # doctest: +SKIP
+        'synthfaces-32.safetensors'
+    """
+    if path is not None:
+        return Path(path)
+    if not PACKAGED_MODEL.is_file():
+        raise FileNotFoundError(
+            f"no --model given and this install has no packaged model ({PACKAGED_MODEL}); "
+            f"pass --model FILE, e.g. runs/demo/model.safetensors after "
+            f"`stargan train --preset synth-demo --out runs/demo`"
+        )
+    return PACKAGED_MODEL
 
 
 def domain_targets(
@@ -162,9 +317,7 @@ def list_images(source: str | Path) -> list[Path]:
         raise FileNotFoundError(f"input {source} is neither an image file nor a folder")
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise FileNotFoundError(
-            f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {source}"
-        )
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {source}")
     return files
 
 
@@ -173,29 +326,181 @@ def target_title(targets: Targets) -> str:
     return "+".join(n if v == 1 else f"{n}={v:g}" for n, v in targets.items())
 
 
-def translate_files(model_path: str | Path, source: str | Path, out_dir: str | Path,
-                    targets: Sequence[Targets], *, source_labels: Targets | None = None,
-                    grid: bool = False, device: str = "cpu") -> list[Path]:
-    """Translate every image of ``source`` to every target; one PNG per image per target.
+def parse_target(
+    items: Sequence[str], layout: LabelLayout, what: str = "--set"
+) -> dict[str, float]:
+    """Command-line assignments -> one target {name: value}.
 
-    With no targets, each label of the model's first dataset is a target (as in sample
-    grids). Returns the written paths (``grid.png`` last when asked for).
+    ``NAME=V`` sets a label to V (intensities between 0 and 1 and beyond are allowed), a bare
+    ``NAME`` means ``NAME=1``, items may be comma-joined, and ``KEY=CLASS`` picks a class of
+    a categorical dataset by name (``expression=happy``; KEY is free text).
+
+    Example:
+        >>> lay = LabelLayout((LabelSpec(("Male", "Young"), "binary"),))
+        >>> parse_target(["Male=0.5", "Young"], lay)
+        {'Male': 0.5, 'Young': 1.0}
     """
-    from stargan.data.io import load_image, save_image
+    out: dict[str, float] = {}
+    for item in items:
+        for part in filter(None, (p.strip() for p in item.split(","))):
+            name, has_value, raw = part.partition("=")
+            name, raw = name.strip(), raw.strip()
+            if not has_value:
+                value = 1.0
+            else:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    classes = [n for s in layout.specs if s.kind == "categorical" for n in s.names]
+                    if raw not in classes:
+                        raise LabelError(
+                            f"{what} {part!r}: {raw!r} is neither a number nor a class name"
+                            + (f" ({', '.join(classes)})" if classes else "")
+                            + f"; write e.g. {name}=1"
+                        ) from None
+                    name, value = raw, 1.0
+            if not math.isfinite(value):
+                raise LabelError(f"{what} {part!r}: the value must be a finite number")
+            layout.find(name)  # an unknown name raises, listing the valid ones
+            out[name] = value
+    return out
 
-    model = load(model_path, device)
-    files = list_images(source)
-    if not targets:
-        targets = [{name: 1.0} for name in model.layout.specs[0].names]
-    x = torch.stack([load_image(f, model.config.image_size) for f in files])
+
+def default_columns(
+    model: StarGAN, images: torch.Tensor, source: Source
+) -> list[tuple[str, torch.Tensor]]:
+    """One translation per label, as sample grids make them, for images taken to belong to
+    the first dataset: (title, label vectors [N, c_dim]). A hair colour is set, any other
+    binary attribute flipped from the image's current (inferred or given) value."""
+    base = model._source_slice(0, images.shape[0], source)
+    return domain_targets(model.layout, 0, base)
+
+
+@dataclass(frozen=True)
+class Strip:
+    """An interpolation strip towards ``targets`` at the intensities ``values``.
+
+    Example:
+        >>> Strip.linear({"Blond_Hair": 1.0}, steps=3).values
+        (0.0, 0.5, 1.0)
+    """
+
+    targets: Mapping[str, float]
+    values: tuple[float, ...]
+
+    @classmethod
+    def linear(cls, targets: Targets, steps: int, start: float = 0.0, stop: float = 1.0) -> Strip:
+        if steps < 2:
+            raise LabelError(f"an interpolation strip needs --steps >= 2, got {steps}")
+        values = tuple(round(float(v), 6) for v in np.linspace(start, stop, steps))
+        return cls(dict(targets), values)
+
+
+@dataclass
+class TranslateReport:
+    """What :func:`translate_files` wrote and the labels each image started from."""
+
+    written: list[Path]
+    sources: dict[str, dict[str, float]]
+    """File -> {label: value} the translation started from (inferred or given)."""
+    inferred: bool
+    """True when those labels came from D's classifier."""
+
+
+def prepare_image(
+    img: Image.Image, image_size: int, *, face_crop: bool = False, name: str = "<image>"
+) -> torch.Tensor:
+    """A decoded RGB image -> G's input [3, S, S] in [-1, 1]: the face crop when asked,
+    otherwise the largest centred square, then a resize to the model's size."""
+    if face_crop:
+        from stargan.facecrop import crop_face
+
+        img = crop_face(img, name=name)
+    return to_tensor(preprocess(img, image_size, name=name))
+
+
+def resize_images(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """[N, 3, S, S] in [-1, 1] -> [N, 3, size, size] (bicubic, antialiased); None keeps S."""
+    if size is None or size == images.shape[-1]:
+        return images
+    if size < 1:
+        raise ValueError(f"output size must be >= 1 pixel, got {size}")
+    out = torch.nn.functional.interpolate(
+        images.float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False
+    )
+    return out.clamp(-1, 1)
+
+
+def translate_files(
+    model: StarGAN | str | Path | None,
+    inputs: str | Path,
+    out_dir: str | Path,
+    targets: Sequence[Targets] = (),
+    *,
+    source: Targets | None = None,
+    grid: bool = False,
+    strip: Strip | None = None,
+    face_crop: bool = False,
+    fmt: str = "png",
+    size: int | None = None,
+    device: str = "cpu",
+) -> TranslateReport:
+    """Translate every image of ``inputs`` (a file or a folder) and write the results.
+
+    One file per image per target (``{stem}-{title}.{fmt}``); with ``grid`` also
+    ``grid.{fmt}`` (a row per image: input, then each target); with ``strip`` one
+    ``{stem}-strip-{title}.{fmt}`` per image (input, then each step). With neither targets nor
+    a strip, each label is a target as in sample grids. ``source`` gives the images' current
+    labels; names left out are inferred by D when the model file keeps it.
+
+    Example:
+        >>> translate_files("model.safetensors", "photos/", "out/", [{"Blond_Hair": 1}],
+        ...                 grid=True, face_crop=True)                  # doctest: +SKIP
+    """
+    from stargan.data.io import decode_image, save_image
+
+    if fmt not in ("png", "jpg"):
+        raise ValueError(f"output format must be 'png' or 'jpg', got {fmt!r}")
+    if not isinstance(model, StarGAN):
+        model = load(model, device)
+    files = list_images(inputs)
+    x = torch.stack(
+        [
+            prepare_image(
+                decode_image(f), model.config.image_size, face_crop=face_crop, name=str(f)
+            )
+            for f in files
+        ]
+    )
+    start = model.source_labels(x, source)
+    columns: list[tuple[str, torch.Tensor]]
+    if targets:
+        columns = [(target_title(t), model.translate(x, t, start)) for t in targets]
+    elif strip is None:
+        with torch.no_grad():
+            columns = [
+                (title, model.generator(x.to(model.device), c.to(model.device)).cpu())
+                for title, c in default_columns(model, x, start)
+            ]
+    else:
+        columns = []
     out_dir = Path(out_dir)
-    written, columns = [], [x]
-    for target in targets:
-        y = model.translate(x, target, source_labels)
-        columns.append(y)
-        title = target_title(target)
-        for f, image in zip(files, y, strict=True):
-            written.append(save_image(image, out_dir / f"{f.stem}-{title}.png"))
-    if grid:
-        written.append(save_image(make_grid(torch.stack(columns, dim=1)), out_dir / "grid.png"))
-    return written
+    written: list[Path] = []
+    for title, y in columns:
+        for f, image in zip(files, resize_images(y, size), strict=True):
+            written.append(save_image(image, out_dir / f"{f.stem}-{title}.{fmt}"))
+    if strip is not None:
+        steps = model.interpolate(x, strip.targets, strip.values, start)  # [N, K, 3, S, S]
+        for f, xi, row in zip(files, x, steps, strict=True):
+            tiles = resize_images(torch.cat([xi[None], row]), size)[None]
+            path = out_dir / f"{f.stem}-strip-{target_title(strip.targets)}.{fmt}"
+            written.append(save_image(make_grid(tiles), path))
+    if grid and columns:
+        tiles = torch.stack([resize_images(t, size) for t in [x] + [y for _, y in columns]], 1)
+        written.append(save_image(make_grid(tiles), out_dir / f"grid.{fmt}"))
+    sources = {}
+    if start is not None:
+        labels = start if not isinstance(start, Mapping) else None
+        described = model.describe(labels) if labels is not None else [dict(start)] * len(files)
+        sources = {str(f): d for f, d in zip(files, described, strict=True)}
+    return TranslateReport(written, sources, inferred=model.has_classifier)

@@ -149,10 +149,12 @@ def test_non_finite_gradient_is_caught(tmp_path, celeba_like, monkeypatch):
     before = {k: v.clone() for k, v in _weights(trainer).items()}
     # A finite loss whose gradient overflows: scale the critic's output by a huge factor.
     original = trainer.D.forward
-    monkeypatch.setattr(trainer.D, "forward",
-                        lambda x: tuple(t * 1e38 if t.dim() == 4 else t for t in original(x)))
-    trainer.cfg = dataclasses.replace(trainer.cfg, loss=dataclasses.replace(
-        trainer.cfg.loss, adversarial="lsgan"))
+    monkeypatch.setattr(
+        trainer.D, "forward", lambda x: tuple(t * 1e38 if t.dim() == 4 else t for t in original(x))
+    )
+    trainer.cfg = dataclasses.replace(
+        trainer.cfg, loss=dataclasses.replace(trainer.cfg.loss, adversarial="lsgan")
+    )
     with pytest.raises(NonFiniteError, match="D/|gradient norm of D"):
         trainer.fit()
     _assert_identical(before, _weights(trainer))

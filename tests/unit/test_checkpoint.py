@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from conftest import CELEBA_SPEC
+from stargan import atomic
 from stargan.config import ModelConfig
 from stargan.data.labels import LabelLayout
 from stargan.inference import load
@@ -80,13 +81,13 @@ def test_other_architecture_is_named(tmp_path):
 
 def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "f.bin"
-    ckpt.atomic_write_bytes(path, b"old")
+    atomic.atomic_write_bytes(path, b"old")
 
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ckpt.os, "fsync", disk_full)
+    monkeypatch.setattr(atomic.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space"):
-        ckpt.atomic_write_bytes(path, b"new")
+        atomic.atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]

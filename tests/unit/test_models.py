@@ -107,8 +107,15 @@ def test_invalid_model_config_is_explained():
 
 
 def test_residual_generator_starts_as_the_identity_and_learns():
-    cfg = ModelConfig(image_size=16, c_dim=5, n_classes=5, g_conv_dim=8, g_repeat_num=1,
-                      d_repeat_num=3, g_residual=True)
+    cfg = ModelConfig(
+        image_size=16,
+        c_dim=5,
+        n_classes=5,
+        g_conv_dim=8,
+        g_repeat_num=1,
+        d_repeat_num=3,
+        g_residual=True,
+    )
     g = build_generator(cfg)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert torch.equal(g(x, torch.rand(2, 5)), x)

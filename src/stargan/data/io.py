@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -37,6 +36,8 @@ from typing import IO
 import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageCms, ImageOps
+
+from stargan.atomic import atomic_write_bytes
 
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
 """Pillow format ids the decoder will open (JPEG includes multi-picture JPEGs, "MPO")."""
@@ -387,15 +388,9 @@ def save_image(
     fmt = formats.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"{path}: save_image writes .png, .jpg or .jpeg, not {path.suffix!r}")
-    img = to_uint8_image(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            options = {"quality": quality} if fmt == "JPEG" else {}
-            img.save(f, format=fmt, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    to_uint8_image(image).save(
+        buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {})
+    )
+    atomic_write_bytes(path, buffer.getvalue())
     return path

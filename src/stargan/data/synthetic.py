@@ -22,7 +22,8 @@ and mouth.
 Example:
     >>> ds = SynthFaces("celeba", size=32, n=100, seed=0)
     >>> x, c = ds[0]                      # x: [3, 32, 32] in [-1, 1], c: [5] multi-hot
-    >>> target = c.clone(); target[ds.label_spec.index("Male")] = 1 - target[3]
+    >>> m = ds.label_spec.index("Male")
+    >>> target = c.clone(); target[m] = 1 - c[m]                # flip Male
     >>> y_true = ds.counterfactual(0, target)   # what a perfect G(x, target) would output
 """
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -39,8 +40,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stargan.config import DataConfig
 from stargan.data import synthetic_render as _draw
 from stargan.data.labels import LabelError, LabelSpec
+from stargan.data.registry import Split, register_dataset
 
 Style = Literal["celeba", "rafd"]
 STYLES: tuple[str, ...] = ("celeba", "rafd")
@@ -57,30 +60,52 @@ EXPRESSIONS: tuple[str, ...] = (
     "angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised",
 )  # fmt: skip
 """RaFD's 8 expressions; sorted, so the position is RaFD's class index."""
-DEFAULT_SELECTED_ATTRS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+DEFAULT_SELECTED_ATTRS: tuple[str, ...] = (
+    "Black_Hair",
+    "Blond_Hair",
+    "Brown_Hair",
+    "Male",
+    "Young",
+)
 PARTS = _draw.PARTS
 
+_SEE_THROUGH = frozenset({"glasses"})  # tinted lenses show whatever changes behind them
 ATTRIBUTE_PARTS: dict[str, frozenset[str]] = {
-    **{h: frozenset({"hair", "facial_hair"}) for h in HAIR_COLOURS},
-    "Bangs": frozenset({"hair"}),
+    **{h: frozenset({"hair", "facial_hair"}) | _SEE_THROUGH for h in HAIR_COLOURS},
+    "Bangs": frozenset({"hair"}) | _SEE_THROUGH,
     "Eyeglasses": frozenset({"glasses"}),
-    "Male": frozenset({"hair", "face", "neck", "ears", "brows", "wrinkles", "eyes", "nose",
-                       "mouth", "facial_hair", "glasses"}),  # fmt: skip
-    "Mustache": frozenset({"facial_hair"}),
-    "Pale_Skin": frozenset({"face", "neck", "ears", "eyes", "nose", "wrinkles", "glasses"}),
-    "Smiling": frozenset({"mouth", "eyes", "facial_hair"}),
-    "Wearing_Lipstick": frozenset({"mouth"}),
-    "Young": frozenset({"face", "neck", "wrinkles", "eyes", "mouth", "facial_hair", "brows"}),
+    "Male": frozenset(
+        {
+            "hair",
+            "face",
+            "neck",
+            "ears",
+            "brows",
+            "wrinkles",
+            "eyes",
+            "nose",
+            "mouth",
+            "facial_hair",
+        }
+    )
+    | _SEE_THROUGH,
+    "Mustache": frozenset({"facial_hair"}) | _SEE_THROUGH,
+    "Pale_Skin": frozenset({"face", "neck", "ears", "eyes", "nose", "mouth", "wrinkles"})
+    | _SEE_THROUGH,
+    "Smiling": frozenset({"mouth", "eyes", "brows"}) | _SEE_THROUGH,
+    "Wearing_Lipstick": frozenset({"mouth"}) | _SEE_THROUGH,
+    "Young": frozenset({"wrinkles", "eyes", "mouth", "brows"}) | _SEE_THROUGH,
 }
-"""The face parts each attribute may change. Male moves the jaw and uncovers the cheeks, so
-features under the long side hair can appear; glasses lie over skin, so their tinted lenses
-follow skin changes. Background and clothes never change."""
-EXPRESSION_PARTS = frozenset({"brows", "eyes", "mouth", "nose", "wrinkles", "facial_hair"})
+"""The face parts each attribute may change (what an ideal translation may touch). Male
+moves the jaw and the hair, so whatever lay under the long side hair can appear; tinted
+lenses show changes behind them. Background and clothes never change."""
+EXPRESSION_PARTS = frozenset({"brows", "eyes", "mouth", "wrinkles"}) | _SEE_THROUGH
 """The face parts an expression change may touch."""
 
 _ATTR_SPEC = LabelSpec(CELEBA_ATTRIBUTES, "binary")
 _EXPR_SPEC = LabelSpec(EXPRESSIONS, "categorical")
 MIN_SIZE, MAX_SIZE = 16, 256
+BACKGROUNDS: tuple[str, ...] = ("solid", "vgradient", "hgradient", "stripes", "split", "bokeh")
 RGB = tuple[int, int, int]
 
 
@@ -91,7 +116,9 @@ def _check_style(style: str) -> None:
 
 def _check_size(size: int) -> None:
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"SynthFaces size must be an int in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}")
+        raise ValueError(
+            f"SynthFaces size must be an int in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -147,6 +174,17 @@ class Identity:
     light_angle: float  # radians; direction in which the lighting gradient brightens
     light_strength: float  # 0 = flat lighting
 
+    def __post_init__(self) -> None:
+        choices = {
+            "nose_style": range(3), "hair_style": range(4), "fringe_style": range(3),
+            "glasses_shape": range(2), "clothes_style": range(2), "background": BACKGROUNDS,
+        }  # fmt: skip
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(
+                    f"Identity.{name} must be one of {list(valid)}, got {getattr(self, name)!r}"
+                )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe plain dict (colours become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -158,8 +196,9 @@ class Identity:
         missing, unknown = sorted(names - set(d)), sorted(set(d) - names)
         if missing or unknown:
             raise ValueError(f"Identity dict: missing keys {missing}, unknown keys {unknown}")
-        return cls(**{k: tuple(int(x) for x in v) if isinstance(v, list) else v
-                      for k, v in d.items()})  # fmt: skip
+        return cls(
+            **{k: tuple(int(x) for x in v) if isinstance(v, list) else v for k, v in d.items()}
+        )
 
 
 @dataclass(frozen=True)
@@ -262,52 +301,93 @@ def sample_identity(rng: np.random.Generator, style: Style) -> Identity:
     _check_style(style)
     u = rng.uniform
     skin = _skin(rng)
-    iris = _pick(rng, [(92, 58, 32), (58, 38, 22), (72, 122, 182), (82, 132, 84), (132, 102, 52),
-                       (118, 130, 142)])  # fmt: skip
+    iris = _pick(
+        rng,
+        [
+            (92, 58, 32),
+            (58, 38, 22),
+            (72, 122, 182),
+            (82, 132, 84),
+            (132, 102, 52),
+            (118, 130, 142),
+        ],
+    )
     brow = _jitter(rng, _draw._scale(skin, u(0.22, 0.4)), 6)  # always darker than the skin
     lip = _jitter(rng, _draw._mix(skin, (176, 70, 74), 0.45), 6)
     other = _jitter(rng, _pick(rng, [(190, 72, 36), (214, 112, 52), (150, 46, 34)]), 10)
     glasses = _pick(rng, [(22, 22, 24), (70, 40, 24), (26, 34, 80), (110, 20, 30)])
     f = {
-        "face_width": u(0.4, 0.47), "cranium": u(0.56, 0.64), "face_length": u(0.52, 0.6),
-        "jaw": u(-1, 1), "skin": skin, "eye_spacing": u(0.18, 0.215), "eye_size": u(0.095, 0.115),
-        "eye_shape": u(0.45, 0.65), "eye_tilt": u(-4, 8), "iris": iris, "brow_color": brow,
-        "brow_thickness": u(0.034, 0.046), "nose_length": u(0.14, 0.2),
-        "nose_width": u(0.045, 0.07), "nose_style": int(rng.integers(3)),
-        "mouth_width": u(0.12, 0.155), "mouth_y": u(-0.02, 0.02), "lip_color": lip,
-        "hair_style": int(rng.integers(4)), "hair_volume": u(0.03, 0.1), "hair_part": u(-1, 1),
-        "hairline": u(-0.47, -0.4), "fringe_style": int(rng.integers(3)),
-        "hair_length": u(0, 1), "hair_shade": u(-1, 1), "other_hair": other,
-        "glasses_shape": int(rng.integers(2)), "glasses_color": glasses,
-    }  # fmt: skip
+        "face_width": u(0.4, 0.47),
+        "cranium": u(0.56, 0.64),
+        "face_length": u(0.52, 0.6),
+        "jaw": u(-1, 1),
+        "skin": skin,
+        "eye_spacing": u(0.18, 0.215),
+        "eye_size": u(0.095, 0.115),
+        "eye_shape": u(0.45, 0.65),
+        "eye_tilt": u(-4, 8),
+        "iris": iris,
+        "brow_color": brow,
+        "brow_thickness": u(0.034, 0.046),
+        "nose_length": u(0.14, 0.2),
+        "nose_width": u(0.045, 0.07),
+        "nose_style": int(rng.integers(3)),
+        "mouth_width": u(0.12, 0.155),
+        "mouth_y": u(-0.02, 0.02),
+        "lip_color": lip,
+        "hair_style": int(rng.integers(4)),
+        "hair_volume": u(0.03, 0.1),
+        "hair_part": u(-1, 1),
+        "hairline": u(-0.47, -0.4),
+        "fringe_style": int(rng.integers(3)),
+        "hair_length": u(0, 1),
+        "hair_shade": u(-1, 1),
+        "other_hair": other,
+        "glasses_shape": int(rng.integers(2)),
+        "glasses_color": glasses,
+    }
     if style == "celeba":
         f |= {
             "clothes_color": _draw.hsv(u(), u(0.1, 0.8), u(0.15, 0.95)),
             "clothes_style": int(rng.integers(2)),
-            "background": _pick(rng, ["solid", "vgradient", "hgradient", "stripes", "split",
-                                      "bokeh"]),  # fmt: skip
+            "background": _pick(rng, BACKGROUNDS),
             "bg_color1": _draw.hsv(u(), u(0.05, 0.6), u(0.3, 0.97)),
             "bg_color2": _draw.hsv(u(), u(0.05, 0.6), u(0.3, 0.97)),
-            "bg_param": u(), "bg_seed": int(rng.integers(2**31)),
-            "dx": u(-0.05, 0.05), "dy": u(-0.04, 0.05), "rotation": u(-8, 8),
-            "scale": u(0.92, 1.06), "light_angle": u(0, 2 * math.pi), "light_strength": u(0, 0.18),
-        }  # fmt: skip
+            "bg_param": u(),
+            "bg_seed": int(rng.integers(2**31)),
+            "dx": u(-0.05, 0.05),
+            "dy": u(-0.04, 0.05),
+            "rotation": u(-8, 8),
+            "scale": u(0.92, 1.06),
+            "light_angle": u(0, 2 * math.pi),
+            "light_strength": u(0, 0.18),
+        }
     else:  # RaFD: studio conditions, black shirts
         f |= {
-            "clothes_color": (28, 28, 30), "clothes_style": 0, "background": "solid",
-            "bg_color1": (244, 244, 241), "bg_color2": (244, 244, 241), "bg_param": 0.0,
-            "bg_seed": 0, "dx": 0.0, "dy": 0.0, "rotation": 0.0, "scale": 1.0,
-            "light_angle": 0.0, "light_strength": 0.0,
-        }  # fmt: skip
+            "clothes_color": (28, 28, 30),
+            "clothes_style": 0,
+            "background": "solid",
+            "bg_color1": (244, 244, 241),
+            "bg_color2": (244, 244, 241),
+            "bg_param": 0.0,
+            "bg_seed": 0,
+            "dx": 0.0,
+            "dy": 0.0,
+            "rotation": 0.0,
+            "scale": 1.0,
+            "light_angle": 0.0,
+            "light_strength": 0.0,
+        }
     return Identity(**{k: float(v) if isinstance(v, float) else v for k, v in f.items()})
 
 
 def _correlated_attrs(rng: np.random.Generator) -> set[str]:
-    """CelebA-like co-occurrence: gray hair with age, blond and bangs with women, etc."""
+    """CelebA-like co-occurrence (gray hair with age, blond hair, bangs and lipstick with women,
+    glasses with men and age); the marginals come out close to CelebA's (docs/synthfaces.md)."""
     r = rng.random
     male, young = r() < 0.42, r() < 0.78
     if not young:
-        hair_p = (0.2, 0.05, 0.2, 0.4, 0.15)
+        hair_p = (0.25, 0.06, 0.27, 0.17, 0.25)
     elif male:
         hair_p = (0.3, 0.05, 0.3, 0.02, 0.33)
     else:
@@ -320,7 +400,7 @@ def _correlated_attrs(rng: np.random.Generator) -> set[str]:
         attrs.add(HAIR_COLOURS[hair])
     probs = {
         "Bangs": 0.05 if male else 0.22,
-        "Eyeglasses": 0.04 + 0.1 * male + 0.1 * (not young),
+        "Eyeglasses": 0.02 + 0.08 * male + 0.08 * (not young),
         "Pale_Skin": 0.06 if (young and not male) else 0.02,
         "Smiling": 0.45 if male else 0.52,
         "Mustache": 0.12 if male else 0.0,
@@ -346,7 +426,7 @@ def sample_state(rng: np.random.Generator, style: Style, correlated: bool = Fals
     else:
         hair = int(rng.integers(5))
         others = [a for a in CELEBA_ATTRIBUTES if a not in HAIR_COLOURS]
-        attrs = {a for a, on in zip(others, rng.random(len(others)) < 0.5) if on}
+        attrs = {a for a, on in zip(others, rng.random(len(others)) < 0.5, strict=True) if on}
         if hair < 4:
             attrs.add(HAIR_COLOURS[hair])
     if style == "rafd":
@@ -429,8 +509,9 @@ class SynthFaces(torch.utils.data.Dataset):
             self.label_spec = LabelSpec(names, "binary")
         else:
             if selected_attrs is not None:
-                raise ValueError("selected_attrs applies to style 'celeba'; rafd labels are "
-                                 "the 8 expressions")  # fmt: skip
+                raise ValueError(
+                    "selected_attrs applies to style 'celeba'; rafd labels are the 8 expressions"
+                )
             self.label_spec = LabelSpec(EXPRESSIONS, "categorical")
         self._cache: torch.Tensor | None = None
         if n * size * size * 3 <= cache_mb * 2**20:
@@ -498,8 +579,10 @@ class SynthFaces(torch.utils.data.Dataset):
         c = torch.as_tensor(label, dtype=torch.float32).detach().cpu().flatten()
         spec = self.label_spec
         if c.numel() != spec.n_labels:
-            raise LabelError(f"target label has {c.numel()} values, this dataset has "
-                             f"{spec.n_labels}: {', '.join(spec.names)}")  # fmt: skip
+            raise LabelError(
+                f"target label has {c.numel()} values, this dataset has "
+                f"{spec.n_labels}: {', '.join(spec.names)}"
+            )
         if not bool(((c == 0) | (c == 1)).all()):
             raise LabelError(f"target label must be 0/1 valued, got {c.tolist()}")
         state = self.state(i)
@@ -507,7 +590,7 @@ class SynthFaces(torch.utils.data.Dataset):
             if int(c.sum()) != 1:
                 raise LabelError(f"a categorical target must be one-hot, got {c.tolist()}")
             return state.with_expression(EXPRESSIONS[int(c.argmax())])
-        on = {name for name, v in zip(spec.names, c.tolist()) if v == 1}
+        on = {name for name, v in zip(spec.names, c.tolist(), strict=True) if v == 1}
         hair_on = sorted(on.intersection(HAIR_COLOURS))
         if len(hair_on) > 1:
             raise LabelError(f"target sets several hair colours at once: {hair_on}")
@@ -532,15 +615,28 @@ def _save(img: np.ndarray, path: Path) -> None:
         Image.fromarray(img).save(path, quality=95, subsampling=0)
 
 
-def _write_index(out: Path, style: str, size: int, seed: int, correlated: bool,
-                 records: dict[str, Any]) -> None:  # fmt: skip
-    meta = {"format": "synthfaces-1", "style": style, "size": size, "seed": seed,
-            "correlated": correlated, "files": records}  # fmt: skip
+def _write_index(
+    out: Path, style: str, size: int, seed: int, correlated: bool, records: dict[str, Any]
+) -> None:
+    meta = {
+        "format": "synthfaces-1",
+        "style": style,
+        "size": size,
+        "seed": seed,
+        "correlated": correlated,
+        "files": records,
+    }
     (out / "identities.json").write_text(json.dumps(meta))
 
 
-def export_celeba(out_dir: str | Path, n: int, size: int, seed: int, correlated: bool = False,
-                  ext: Literal["png", "jpg"] = "png") -> Path:  # fmt: skip
+def export_celeba(
+    out_dir: str | Path,
+    n: int,
+    size: int,
+    seed: int,
+    correlated: bool = False,
+    ext: Literal["png", "jpg"] = "png",
+) -> Path:
     """Write celeba-style faces in CelebA's layout: ``images/000001.png ...``,
     ``list_attr_celeba.txt`` (count, attribute names, then ``name v1 v2 ...`` with 1 / -1 as in
     the official file) and ``identities.json`` (factors for :func:`load_ground_truth`).
@@ -601,8 +697,9 @@ def load_ground_truth(export_dir: str | Path) -> dict[str, tuple[Identity, FaceS
     """
     path = Path(export_dir) / "identities.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: was {export_dir} written by export_celeba "
-                                "or export_rafd?")  # fmt: skip
+        raise FileNotFoundError(
+            f"{path} not found: was {export_dir} written by export_celeba or export_rafd?"
+        )
     meta = json.loads(path.read_text())
     if meta.get("format") != "synthfaces-1":
         raise ValueError(f"{path}: expected format 'synthfaces-1', got {meta.get('format')!r}")
@@ -610,3 +707,18 @@ def load_ground_truth(export_dir: str | Path) -> dict[str, tuple[Identity, FaceS
         name: (Identity.from_dict(r["identity"]), FaceState.from_dict(r["state"]), meta["style"])
         for name, r in meta["files"].items()
     }
+
+
+def _build(style: Style) -> Callable[[DataConfig, Split], SynthFaces]:
+    def build(cfg: DataConfig, split: Split) -> SynthFaces:
+        # Train and test draw from different seeds, so test faces are unseen identities.
+        n = cfg.num_images if split == "train" else cfg.test_size
+        seed = 2 * cfg.split_seed + (split == "test")
+        return SynthFaces(style, cfg.image_size, n, seed, cfg.selected_attrs or None,
+                          cfg.correlated)  # fmt: skip
+
+    return build
+
+
+register_dataset("synthfaces-celeba")(_build("celeba"))
+register_dataset("synthfaces-rafd")(_build("rafd"))

@@ -66,7 +66,9 @@ _ZOOM, _SHIFT = 1.15, -0.05  # framing: face units -> canvas, like CelebA's alig
 
 
 def _mix(a: Iterable[float], b: Iterable[float], t: float) -> RGB:
-    return tuple(int(round((1 - t) * x + t * y)) for x, y in zip(a, b))  # type: ignore[return-value]
+    # int(round()) because numpy < 2 rounds numpy scalars to floats.
+    mixed = (int(round((1 - t) * x + t * y)) for x, y in zip(a, b, strict=True))  # noqa: RUF046
+    return tuple(mixed)  # type: ignore[return-value]
 
 
 def _scale(c: Iterable[float], f: float, add: float = 0.0) -> RGB:
@@ -90,8 +92,16 @@ class _Ops:
     def stroke(self, part: str, pts: np.ndarray, color: tuple[int, ...], width: float) -> None:
         self.items.append(("line", part, np.asarray(pts, dtype=np.float64), color, width))
 
-    def ellipse(self, part: str, cx: float, cy: float, rx: float, ry: float,
-                color: tuple[int, ...], n: int = 28) -> None:  # fmt: skip
+    def ellipse(
+        self,
+        part: str,
+        cx: float,
+        cy: float,
+        rx: float,
+        ry: float,
+        color: tuple[int, ...],
+        n: int = 28,
+    ) -> None:
         self.poly(part, _ellipse(cx, cy, rx, ry, 0.0, 2 * math.pi, n), color)
 
 
@@ -138,13 +148,16 @@ class _Geom:
         self.glasses = "Eyeglasses" in attrs
         self.mustache = "Mustache" in attrs
         self.skin = _mix(idt.skin, PALE_TARGET, PALE_MIX) if "Pale_Skin" in attrs else idt.skin
+        # Age lines: darker on light skin, relatively stronger on dark skin, so that they read
+        # at 32 px on every skin without turning pale faces into etchings.
+        self.crease = _scale(self.skin, 0.45 + 0.25 * sum(self.skin) / 765)
         self.lip = LIPSTICK if "Wearing_Lipstick" in attrs else idt.lip_color
         base = next((rgb for name, rgb in HAIR_RGB.items() if name in attrs), idt.other_hair)
         self.hair = _scale(base, 1.0 + 0.1 * idt.hair_shade)
         self.long_hair = not self.male
         self.look = _LOOK[state.expression]
         self.w, self.top = idt.face_width, idt.cranium
-        self.low = idt.face_length + (0.015 if self.old else 0.0)
+        self.low = idt.face_length
         self.vol = idt.hair_volume * (0.55 if self.male else 1.0)
         self.eye_y = -0.05
         self.brow_y = -0.2
@@ -265,15 +278,19 @@ def _hair_cap(ops: _Ops, g: _Geom) -> None:
     inner_x = np.array([g.width_at(y) - inset for y in inner_y])
     hx = _span(x_t, -x_t, 21)
     xp = idt.hair_part * 0.5 * x_t
-    hy = idt.hairline + 0.17 * (np.abs(hx) / x_t) ** 2.2 - 0.035 * np.exp(-(((hx - xp) / 0.07) ** 2))
-    pts = np.vstack([
-        np.column_stack([-np.full(6, out_x), side_y[::-1]]),
-        top,
-        np.column_stack([np.full(6, out_x), side_y]),
-        np.column_stack([inner_x, inner_y]),
-        np.column_stack([hx, hy]),
-        np.column_stack([-inner_x, inner_y])[::-1],
-    ])  # fmt: skip
+    hy = (
+        idt.hairline + 0.17 * (np.abs(hx) / x_t) ** 2.2 - 0.035 * np.exp(-(((hx - xp) / 0.07) ** 2))
+    )
+    pts = np.vstack(
+        [
+            np.column_stack([-np.full(6, out_x), side_y[::-1]]),
+            top,
+            np.column_stack([np.full(6, out_x), side_y]),
+            np.column_stack([inner_x, inner_y]),
+            np.column_stack([hx, hy]),
+            np.column_stack([-inner_x, inner_y])[::-1],
+        ]
+    )
     ops.poly("hair", pts, g.hair)
     dark, light = _scale(g.hair, 0.78), _mix(g.hair, (255, 255, 255), 0.22)
     for frac in (0.55, 0.75, 0.9):  # strands and a highlight give the cap some texture
@@ -282,8 +299,9 @@ def _hair_cap(ops: _Ops, g: _Geom) -> None:
         ops.stroke("hair", arc - (0.0, 0.04), dark, 0.015)
     hl = _ellipse(0.0, -0.02, (g.w + g.vol) * 0.8, (g.top + g.vol) * 0.88, 3.7, 4.3, 8)
     ops.stroke("hair", hl, light, 0.028)
-    ops.stroke("hair", np.array([(xp, idt.hairline - 0.02), (xp * 0.6, -g.top - g.vol * 0.4)]),
-               dark, 0.02)  # fmt: skip
+    ops.stroke(
+        "hair", np.array([(xp, idt.hairline - 0.02), (xp * 0.6, -g.top - g.vol * 0.4)]), dark, 0.02
+    )
 
 
 def _bangs(ops: _Ops, g: _Geom) -> None:
@@ -325,8 +343,9 @@ def _eyes(ops: _Ops, g: _Geom) -> None:
         ops.ellipse("eyes", cx, cy + 0.005, ri * 0.5, ri * 0.5, (16, 12, 12), 14)
         ops.ellipse("eyes", cx - ri * 0.35, cy - ri * 0.3, ri * 0.22, ri * 0.22, _SCLERA, 10)
         # Lids in skin colour hide whatever of the iris lies outside the eye opening.
-        lid_up = np.vstack([upper, upper[::-1] - (0.0, ri + 0.03)])
-        lid_low = np.vstack([lower, lower[::-1] + (0.0, ri + 0.03)])
+        shift = np.array([0.0, ri + 0.03])
+        lid_up = np.vstack([upper, upper[::-1] - shift])
+        lid_low = np.vstack([lower, lower[::-1] + shift])
         ops.poly("eyes", _rotate(lid_up, cx, cy, tilt), g.skin)
         ops.poly("eyes", _rotate(lid_low, cx, cy, tilt), g.skin)
         ops.stroke("eyes", _rotate(upper, cx, cy, tilt), _LASH, 0.03)
@@ -335,11 +354,15 @@ def _eyes(ops: _Ops, g: _Geom) -> None:
             bag = _ellipse(cx, by, es * 0.85, 0.06, 0.25, math.pi - 0.25, 9)
             inner = _ellipse(cx, by, es * 0.85, 0.02, math.pi - 0.25, 0.25, 9)
             ops.poly("wrinkles", np.vstack([bag, inner]), _scale(g.skin, 0.75))
-            ops.stroke("wrinkles", bag, _scale(g.skin, 0.5), 0.026)
+            ops.stroke("wrinkles", bag, g.crease, 0.026)
             ox = cx + side * (es + 0.025)
             for dy in (-0.03, 0.0, 0.03):
-                ops.stroke("wrinkles", np.array([(ox, cy + dy * 0.5), (ox + side * 0.045, cy + dy)]),
-                           _scale(g.skin, 0.62), 0.016)  # fmt: skip
+                ops.stroke(
+                    "wrinkles",
+                    np.array([(ox, cy + dy * 0.5), (ox + side * 0.045, cy + dy)]),
+                    g.crease,
+                    0.016,
+                )
 
 
 def _nose(ops: _Ops, g: _Geom) -> None:
@@ -349,12 +372,20 @@ def _nose(ops: _Ops, g: _Geom) -> None:
     if idt.nose_style == 2:
         ops.ellipse("nose", 0.0, tip - 0.01, nw * 1.1, 0.04, _scale(g.skin, 0.9), 18)
     if idt.nose_style == 1:
-        ops.stroke("nose", np.array([(-0.015, g.eye_y + 0.03), (-nw, tip), (nw * 0.3, tip + 0.02)]),
-                   dark, 0.02)  # fmt: skip
+        ops.stroke(
+            "nose",
+            np.array([(-0.015, g.eye_y + 0.03), (-nw, tip), (nw * 0.3, tip + 0.02)]),
+            dark,
+            0.02,
+        )
     else:
-        ops.stroke("nose", np.array([(-0.02, g.eye_y + 0.04), (-nw * 0.8, tip - 0.03)]), dark, 0.016)
+        ops.stroke(
+            "nose", np.array([(-0.02, g.eye_y + 0.04), (-nw * 0.8, tip - 0.03)]), dark, 0.016
+        )
         for side in (-1, 1):
-            ops.ellipse("nose", side * nw * 0.55, tip + 0.01, 0.018, 0.012, _scale(g.skin, 0.55), 10)
+            ops.ellipse(
+                "nose", side * nw * 0.55, tip + 0.01, 0.018, 0.012, _scale(g.skin, 0.55), 10
+            )
     if g.look[2] == "snarl":  # disgust wrinkles the nose
         for dy in (0.035, 0.065):
             arc = _ellipse(0.0, g.eye_y + dy + 0.03, 0.05, 0.02, 3.6, 5.8, 7)
@@ -370,23 +401,37 @@ def _forehead_lines(ops: _Ops, g: _Geom) -> None:
 
 def _old_lines(ops: _Ops, g: _Geom) -> None:
     """Nasolabial folds and marionette lines: the bold cues of age at small sizes."""
-    c, light = _scale(g.skin, 0.5), _scale(g.skin, 1.15, 12)
+    c, light = g.crease, _mix(g.skin, (255, 255, 255), 0.25)
     tip, mw = g.eye_y + g.idt.nose_length, g.idt.mouth_width
     for side in (-1, 1):
         # Sunken cheeks, then each fold as a shadow beside a highlight, which keeps its
         # contrast on dark skin too.
-        hollow = _rotate(_ellipse(side * (mw + 0.11), g.mouth_y - 0.05, 0.055, 0.12, 0, 2 * math.pi,
-                                  18), side * (mw + 0.11), g.mouth_y - 0.05, -side * 12)
+        hollow = _rotate(
+            _ellipse(side * (mw + 0.11), g.mouth_y - 0.05, 0.055, 0.12, 0, 2 * math.pi, 18),
+            side * (mw + 0.11),
+            g.mouth_y - 0.05,
+            -side * 12,
+        )
         ops.poly("wrinkles", hollow, _scale(g.skin, 0.82))
-        fold = np.array([(side * (g.idt.nose_width + 0.03), tip - 0.01),
-                         (side * (mw + 0.05), g.mouth_y - 0.04),
-                         (side * (mw + 0.065), g.mouth_y + 0.05)])  # fmt: skip
+        fold = np.array(
+            [
+                (side * (g.idt.nose_width + 0.03), tip - 0.01),
+                (side * (mw + 0.05), g.mouth_y - 0.04),
+                (side * (mw + 0.065), g.mouth_y + 0.05),
+            ]
+        )
         ops.stroke("wrinkles", fold - (side * 0.03, 0.0), light, 0.03)
         ops.stroke("wrinkles", fold, c, 0.045)
-        ops.stroke("wrinkles", np.array([(side * (mw + 0.02), g.mouth_y + 0.07),
-                                         (side * (mw + 0.035), g.mouth_y + 0.15)]), c, 0.024)
-    for y in (0.69, 0.76):  # neck lines
-        ops.stroke("wrinkles", np.array([(-0.12, y), (0.0, y + 0.02), (0.12, y)]), c, 0.03)
+        ops.stroke(
+            "wrinkles",
+            np.array(
+                [(side * (mw + 0.02), g.mouth_y + 0.07), (side * (mw + 0.035), g.mouth_y + 0.15)]
+            ),
+            c,
+            0.024,
+        )
+    for y in (0.68, 0.76):  # neck lines
+        ops.stroke("wrinkles", np.array([(-0.1, y), (0.0, y + 0.02), (0.1, y)]), c, 0.032)
 
 
 def _mouth(ops: _Ops, g: _Geom) -> None:
@@ -407,15 +452,20 @@ def _mouth(ops: _Ops, g: _Geom) -> None:
         thick = lip_t * (0.45 if kind == "pressed" else 1.0)
         top = mid - (0.035 * thick * env + 0.004)
         bot = mid + (0.045 * thick * env + 0.004)
-        ops.poly("mouth", np.vstack([np.column_stack([x, top]), np.column_stack([x, mid])[::-1]]),
-                 g.lip)  # fmt: skip
-        ops.poly("mouth", np.vstack([np.column_stack([x, mid]), np.column_stack([x, bot])[::-1]]),
-                 g.lip)  # fmt: skip
+        ops.poly(
+            "mouth", np.vstack([np.column_stack([x, top]), np.column_stack([x, mid])[::-1]]), g.lip
+        )
+        ops.poly(
+            "mouth", np.vstack([np.column_stack([x, mid]), np.column_stack([x, bot])[::-1]]), g.lip
+        )
         ops.stroke("mouth", np.column_stack([x, mid]), _scale(g.lip, 0.45), 0.02)
         if kind == "smirk":
-            ops.stroke("mouth", np.array([(x[-1] + 0.01, mid[-1] - 0.025),
-                                          (x[-1] + 0.025, mid[-1] + 0.02)]),
-                       _scale(g.skin, 0.6), 0.02)  # fmt: skip
+            ops.stroke(
+                "mouth",
+                np.array([(x[-1] + 0.01, mid[-1] - 0.025), (x[-1] + 0.025, mid[-1] + 0.02)]),
+                _scale(g.skin, 0.6),
+                0.02,
+            )
         return
     box = np.sqrt(np.clip(1 - u**4, 0, None))
     if kind == "grin":
@@ -429,29 +479,40 @@ def _mouth(ops: _Ops, g: _Geom) -> None:
         w, c, ba, teeth = mw * 1.05, ym + 0.015 - 0.03 * u, 0.025 * env, (0.035, 0)
     x = u * w
     top, bot = c - ta, c + ba
-    ops.poly("mouth", np.vstack([np.column_stack([x, top]), np.column_stack([x, bot])[::-1]]),
-             _CAVITY)  # fmt: skip
+    ops.poly(
+        "mouth", np.vstack([np.column_stack([x, top]), np.column_stack([x, bot])[::-1]]), _CAVITY
+    )
     if teeth[0]:
         t_bot = np.minimum(top + teeth[0], bot)
-        ops.poly("mouth", np.vstack([np.column_stack([x, top]), np.column_stack([x, t_bot])[::-1]]),
-                 _TEETH)  # fmt: skip
+        ops.poly(
+            "mouth",
+            np.vstack([np.column_stack([x, top]), np.column_stack([x, t_bot])[::-1]]),
+            _TEETH,
+        )
     if teeth[1]:
         t_top = np.maximum(bot - teeth[1], top)
-        ops.poly("mouth", np.vstack([np.column_stack([x, t_top]), np.column_stack([x, bot])[::-1]]),
-                 _TEETH)  # fmt: skip
+        ops.poly(
+            "mouth",
+            np.vstack([np.column_stack([x, t_top]), np.column_stack([x, bot])[::-1]]),
+            _TEETH,
+        )
     lt = 0.028 * lip_t * env + 0.003
-    ops.poly("mouth", np.vstack([np.column_stack([x, top - lt]), np.column_stack([x, top])[::-1]]),
-             g.lip)  # fmt: skip
-    ops.poly("mouth", np.vstack([np.column_stack([x, bot]), np.column_stack([x, bot + lt])[::-1]]),
-             g.lip)  # fmt: skip
+    ops.poly(
+        "mouth", np.vstack([np.column_stack([x, top - lt]), np.column_stack([x, top])[::-1]]), g.lip
+    )
+    ops.poly(
+        "mouth", np.vstack([np.column_stack([x, bot]), np.column_stack([x, bot + lt])[::-1]]), g.lip
+    )
 
 
 def _mustache(ops: _Ops, g: _Geom) -> None:
-    mw, y = g.idt.mouth_width * 1.25, g.mouth_y - 0.07
+    mw, y = g.idt.mouth_width * 1.1, g.mouth_y - 0.07
     u = _lin(-1.0, 1.0, 17)
-    mid = y + 0.06 * u**4
-    thick = 0.032 * np.sqrt(1 - u**2) + 0.014
-    pts = np.vstack([np.column_stack([u * mw, mid - thick]), np.column_stack([u * mw, mid + thick])[::-1]])
+    mid = y + 0.05 * u**4
+    thick = 0.034 * np.sqrt(1 - u**2) + 0.014
+    pts = np.vstack(
+        [np.column_stack([u * mw, mid - thick]), np.column_stack([u * mw, mid + thick])[::-1]]
+    )
     ops.poly("facial_hair", pts, _mix(g.hair, (24, 16, 14), 0.6))  # darker than any hair
 
 
@@ -466,13 +527,18 @@ def _brows(ops: _Ops, g: _Geom) -> None:
         xi = side * (idt.eye_spacing - idt.eye_size * 0.9)
         xo = side * (idt.eye_spacing + idt.eye_size * 1.2)
         y0 = g.brow_y - r
-        pts = np.array([(xi, y0 - inner), ((xi + xo) / 2, y0 - arch - inner * 0.35), (xo, y0 + 0.01 + droop)])
+        pts = np.array(
+            [(xi, y0 - inner), ((xi + xo) / 2, y0 - arch - inner * 0.35), (xo, y0 + 0.01 + droop)]
+        )
         ops.stroke("brows", pts, idt.brow_color, thick)
     if inner < -0.05:  # a frown furrow between the brows
         for side in (-1, 1):
-            ops.stroke("wrinkles", np.array([(side * 0.028, g.brow_y - 0.02),
-                                             (side * 0.02, g.brow_y + 0.05)]),
-                       _scale(g.skin, 0.6), 0.016)  # fmt: skip
+            ops.stroke(
+                "wrinkles",
+                np.array([(side * 0.028, g.brow_y - 0.02), (side * 0.02, g.brow_y + 0.05)]),
+                _scale(g.skin, 0.6),
+                0.016,
+            )
 
 
 def _glasses(ops: _Ops, g: _Geom) -> None:
@@ -486,8 +552,12 @@ def _glasses(ops: _Ops, g: _Geom) -> None:
             rim = np.column_stack([cx + es * 1.45 * np.cos(t), cy + es * 1.3 * np.sin(t)])
         else:  # rectangular: a superellipse
             c, s = np.cos(t), np.sin(t)
-            rim = np.column_stack([cx + es * 1.6 * np.sign(c) * np.abs(c) ** 0.5,
-                                   cy + es * 1.1 * np.sign(s) * np.abs(s) ** 0.5])  # fmt: skip
+            rim = np.column_stack(
+                [
+                    cx + es * 1.6 * np.sign(c) * np.abs(c) ** 0.5,
+                    cy + es * 1.1 * np.sign(s) * np.abs(s) ** 0.5,
+                ]
+            )
         rims.append(rim)
         ops.poly("glasses", rim, (225, 236, 250, 70))
         ops.stroke("glasses", rim, color, width)
@@ -506,8 +576,8 @@ def _background(idt: Identity, canvas: int) -> Image.Image:
     if kind in ("vgradient", "hgradient", "bokeh"):
         line = (a + (b - a) * ramp[:, None]).astype(np.uint8)  # [canvas, 3]
         shape = (canvas, 1, 3) if kind != "hgradient" else (1, canvas, 3)
-        arr = np.broadcast_to(line.reshape(shape), (canvas, canvas, 3))
-        img = Image.fromarray(np.ascontiguousarray(arr))
+        # A one-pixel strip stretched by Pillow: much faster than copying a broadcast array.
+        img = Image.fromarray(line.reshape(shape)).resize((canvas, canvas), Image.NEAREST)
     else:
         img = Image.new("RGB", (canvas, canvas), c1)
     draw = ImageDraw.Draw(img, "RGBA")
@@ -517,8 +587,10 @@ def _background(idt: Identity, canvas: int) -> Image.Image:
         dx = math.tan(ang) * canvas
         for i in range(-n, 2 * n):
             x0 = i * period
-            draw.polygon([(x0, 0), (x0 + period / 2, 0), (x0 + period / 2 + dx, canvas),
-                          (x0 + dx, canvas)], fill=c2)  # fmt: skip
+            draw.polygon(
+                [(x0, 0), (x0 + period / 2, 0), (x0 + period / 2 + dx, canvas), (x0 + dx, canvas)],
+                fill=c2,
+            )
     elif kind == "split":
         x0, x1 = canvas * (0.2 + 0.6 * idt.bg_param), canvas * (0.8 - 0.6 * idt.bg_param)
         draw.polygon([(x0, 0), (canvas, 0), (canvas, canvas), (x1, canvas)], fill=c2)
@@ -541,13 +613,17 @@ def _transform(idt: Identity, canvas: int) -> tuple[np.ndarray, np.ndarray, floa
     return m.T, np.array([half * (1 + idt.dx), half * (1 + idt.dy + _SHIFT)]), s
 
 
-def _raster(draw: ImageDraw.ImageDraw, ops: _Ops, idt: Identity, canvas: int, ids: bool) -> None:
-    mt, off, s = _transform(idt, canvas)
+def _raster(img: Image.Image, ops: _Ops, idt: Identity, ids: bool) -> None:
+    """Draw ``ops`` onto ``img``: colours, or part ids (no blending) when ``ids``."""
+    mt, off, s = _transform(idt, img.width)
+    opaque = ImageDraw.Draw(img)
+    blend = opaque if ids else ImageDraw.Draw(img, "RGBA")  # for translucent colours only
     # One matrix product for the whole list: per-op numpy calls dominate the cost otherwise.
     flat = (np.concatenate([item[2] for item in ops.items]) @ mt + off).ravel().tolist()
     pos = 0
     for kind, part, pts, color, width in ops.items:
         fill = _PART_ID[part] if ids else color
+        draw = blend if len(color) == 4 else opaque
         xy, pos = flat[pos : pos + 2 * len(pts)], pos + 2 * len(pts)
         if kind == "poly":
             draw.polygon(xy, fill=fill)
@@ -564,7 +640,7 @@ def draw_face(idt: Identity, state: FaceState, size: int) -> np.ndarray:
     """uint8 [size, size, 3]: supersampled drawing, box-reduced, then lit."""
     k = supersample_factor(size)
     canvas = _background(idt, size * k)
-    _raster(ImageDraw.Draw(canvas, "RGBA"), build_ops(idt, state), idt, size * k, ids=False)
+    _raster(canvas, build_ops(idt, state), idt, ids=False)
     arr = np.asarray(canvas.reduce(k)) if k > 1 else np.asarray(canvas)
     if idt.light_strength == 0:
         return arr.copy()
@@ -579,7 +655,7 @@ def draw_parts(idt: Identity, state: FaceState, size: int, parts: Iterable[str])
     """bool [size, size]: output pixels whose footprint shows any of ``parts`` (topmost op)."""
     k = supersample_factor(size)
     img = Image.new("L", (size * k, size * k), 0)
-    _raster(ImageDraw.Draw(img), build_ops(idt, state), idt, size * k, ids=True)
+    _raster(img, build_ops(idt, state), idt, ids=True)
     ids = np.asarray(img)
     hit = np.isin(ids, [_PART_ID[p] for p in parts])
     return hit.reshape(size, k, size, k).any(axis=(1, 3))
@@ -587,4 +663,4 @@ def draw_parts(idt: Identity, state: FaceState, size: int, parts: Iterable[str])
 
 def hsv(h: float, s: float, v: float) -> RGB:
     """An RGB triple from HSV in [0, 1] (used when sampling identities)."""
-    return tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))  # type: ignore[return-value]
+    return tuple(round(c * 255) for c in colorsys.hsv_to_rgb(h, s, v))  # type: ignore[return-value]

@@ -21,7 +21,7 @@ import dataclasses
 import json
 import math
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -86,7 +86,7 @@ class JudgeTrainConfig:
     """How :func:`train_classifier` fits a judge on real images."""
 
     epochs: int = 10
-    """Passes over the (largest) training set."""
+    """Passes over the training data (every dataset once, their batches interleaved)."""
     batch_size: int = 64
     """Images per update (each batch comes from one dataset)."""
     lr: float = 1e-3
@@ -275,6 +275,28 @@ def holdout_split(
     return parts[0], parts[1]  # type: ignore[return-value]
 
 
+def _epoch_batches(
+    data: list[LabelledDataset], per_epoch: list[int], train: JudgeTrainConfig, g: torch.Generator
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """One epoch of (dataset k, images, labels): a fresh order per dataset and a random
+    interleaving of their batches, flips applied, all drawn from ``g``."""
+    iters, schedule = [], []
+    for k, ds in enumerate(data):
+        order = torch.randperm(len(ds), generator=g).tolist()
+        bs = min(train.batch_size, len(ds))
+        batches = [order[i * bs : (i + 1) * bs] for i in range(per_epoch[k])]
+        loader = DataLoader(ds, batch_sampler=batches, num_workers=train.num_workers)  # type: ignore[arg-type]
+        iters.append(iter(loader))
+        schedule += [k] * per_epoch[k]
+    for i in torch.randperm(len(schedule), generator=g).tolist():
+        k = schedule[i]
+        x, y = next(iters[k])
+        if train.flip:
+            flips = torch.rand(x.shape[0], generator=g) < 0.5
+            x = torch.where(flips[:, None, None, None], x.flip(3), x)
+        yield k, x, y
+
+
 def train_classifier(
     datasets: LabelledDataset | Sequence[LabelledDataset],
     cfg: JudgeConfig | None = None,
@@ -316,22 +338,8 @@ def train_classifier(
     total, step, history = train.epochs * sum(per_epoch), 0, []
     judge.train()
     for epoch in range(train.epochs):
-        # A fresh order per dataset, and an interleaving of their batches, every epoch.
-        iters, schedule = [], []
-        for k, ds in enumerate(data):
-            order = torch.randperm(len(ds), generator=g).tolist()
-            bs = min(train.batch_size, len(ds))
-            batches = [order[i * bs : (i + 1) * bs] for i in range(per_epoch[k])]
-            loader = DataLoader(ds, batch_sampler=batches, num_workers=train.num_workers)  # type: ignore[arg-type]
-            iters.append(iter(loader))
-            schedule += [k] * per_epoch[k]
-        schedule = [schedule[i] for i in torch.randperm(len(schedule), generator=g).tolist()]
         losses = []
-        for k in schedule:
-            x, y = next(iters[k])
-            if train.flip:
-                flips = torch.rand(x.shape[0], generator=g) < 0.5
-                x = torch.where(flips[:, None, None, None], x.flip(3), x)
+        for k, x, y in _epoch_batches(data, per_epoch, train, g):
             for group in opt.param_groups:
                 group["lr"] = cosine_lr(train.lr, step, total)
             logits = judge(x.to(device))[:, layout.slice(k)]

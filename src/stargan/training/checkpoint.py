@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +20,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from stargan.atomic import atomic_write_bytes
+
 MODEL_FORMAT = "stargan-model/1"
 STATE_FORMAT = "stargan-train-state/1"
 
 
 class CheckpointError(ValueError):
     """A model or checkpoint file that cannot be used; the message names the file and why."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Never leave a stale temporary behind, whatever interrupted us (disk full, Ctrl-C).
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -163,9 +141,15 @@ def save_model_file(
     *,
     step: int | None = None,
     train_config: Any = None,
+    discriminator: torch.nn.Module | None = None,
 ) -> None:
     """A self-contained generator file: weights + model config + label names, so that
-    translation needs nothing else."""
+    translation needs nothing else.
+
+    With ``discriminator``, D's weights are kept too (under ``D.``, flagged by the metadata
+    key ``discriminator``) so that translation can infer an image's current labels with D's
+    classifier when the user does not give them. Files without D stay valid.
+    """
     meta: dict[str, Any] = {
         "format": MODEL_FORMAT,
         "model_config": json.dumps(dataclasses.asdict(model_cfg)),
@@ -176,4 +160,7 @@ def save_model_file(
     if train_config is not None:
         meta["train_config"] = train_config.to_json()
     tensors = {f"G.{k}": v for k, v in generator.state_dict().items()}
+    if discriminator is not None:
+        meta["discriminator"] = "true"
+        tensors |= {f"D.{k}": v for k, v in discriminator.state_dict().items()}
     save_tensors(path, tensors, meta)

@@ -227,6 +227,7 @@ class Trainer:
             self.layout,
             step=self.step,
             train_config=self.cfg,
+            discriminator=self.D,
         )
         for old in self.checkpoints()[self.cfg.run.keep_checkpoints :]:
             old.unlink()
@@ -390,8 +391,14 @@ class Trainer:
         metrics.update(g_metrics)
         return metrics
 
-    def _apply(self, opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor,
-               metrics: dict[str, float], who: str) -> None:
+    def _apply(
+        self,
+        opt: torch.optim.Optimizer,
+        net: torch.nn.Module,
+        loss: torch.Tensor,
+        metrics: dict[str, float],
+        who: str,
+    ) -> None:
         """Backward and step, unless a loss term or a gradient is NaN/Inf: then the update is
         not applied and the run stops (or, with on_nonfinite='skip', goes on without it)."""
         bad = [f"loss term {k} is {v}" for k, v in metrics.items() if not math.isfinite(v)]

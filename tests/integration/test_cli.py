@@ -1,0 +1,122 @@
+"""The `stargan` command end to end on the embedded data, as a user would run it."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from stargan.cli import EXIT_USER_ERROR, main
+
+TINY = ["--preset", "synth-tiny", "--quiet"]
+
+
+def test_train_then_translate_then_sample(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+    assert (run / "model.safetensors").is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir())[-1] == "step-00000020.png"
+
+    # Translate a folder of images the user has (here: exported SynthFaces PNGs).
+    assert (
+        main(["data", "synth", "--out", str(tmp_path / "faces"), "--num", "3", "--size", "32"]) == 0
+    )
+    out = tmp_path / "out"
+    code = main(
+        [
+            "translate",
+            "--model",
+            str(run / "model.safetensors"),
+            "--input",
+            str(tmp_path / "faces" / "images"),
+            "--out",
+            str(out),
+            "--target",
+            "Blond_Hair",
+            "--target",
+            "Male=1,Young=0",
+            "--grid",
+        ]
+    )
+    assert code == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 3 * 2 + 1 and "grid.png" in names
+    assert "000001-Blond_Hair.png" in names and "000001-Male+Young=0.png" in names
+    with Image.open(out / "000001-Blond_Hair.png") as im:
+        assert im.size == (16, 16)
+    with Image.open(out / "grid.png") as im:
+        assert im.size == (3 * 18 + 2, 3 * 18 + 2)  # 3 rows; input + 2 targets; 2 px gaps
+
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                str(run / "model.safetensors"),
+                "--out",
+                str(tmp_path / "grid.png"),
+                "--num",
+                "4",
+            ]
+        )
+        == 0
+    )
+    with Image.open(tmp_path / "grid.png") as im:
+        assert im.size == (6 * 18 + 2, 4 * 18 + 2)  # input + 5 attributes
+
+
+def test_dry_run_prints_the_resolved_config(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                *TINY,
+                "--out",
+                str(tmp_path),
+                "--batch-size",
+                "2",
+                "--set",
+                "optim.g_lr=0.0003",
+                "--selected-attrs",
+                "Male",
+                "Young",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["optim"]["batch_size"] == 2 and cfg["optim"]["g_lr"] == 0.0003
+    assert cfg["data"][0]["selected_attrs"] == ["Male", "Young"]
+    assert cfg["model"]["c_dim"] == 2  # derived from the labels
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--selected-attrs", "Blonde_Hair"], "Blond_Hair"),
+        (["--set", "optim.learning_rate=1"], "unknown field 'learning_rate'"),
+        (["--n-critic", "0"], "n_critic must be >= 1"),
+        (["--dataset", "imagenet"], "registered formats"),
+    ],
+)
+def test_user_errors_are_explained(tmp_path, capsys, argv, message):
+    assert main(["train", *TINY, "--out", str(tmp_path), "--dry-run", *argv]) == EXIT_USER_ERROR
+    assert message in capsys.readouterr().err
+
+
+def test_translate_refuses_a_broken_model_file(tmp_path, capsys):
+    (tmp_path / "m.safetensors").write_bytes(b"\x00" * 100)
+    code = main(
+        [
+            "translate",
+            "--model",
+            str(tmp_path / "m.safetensors"),
+            "--input",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == EXIT_USER_ERROR
+    assert "m.safetensors" in capsys.readouterr().err

@@ -1,0 +1,181 @@
+"""Translation API: source-label inference with D's classifier, targets by name, strips, files."""
+
+import pytest
+import torch
+from PIL import Image
+
+from stargan import inference
+from stargan.cli import EXIT_USER_ERROR, main
+from stargan.data.labels import LabelError
+from stargan.inference import Strip, load, parse_target, translate_files
+from tiny_models import tiny_model_file
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    return tiny_model_file(tmp_path / "m.safetensors")
+
+
+@pytest.fixture
+def faces(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(1)
+    for i in range(2):
+        pixels = (torch.rand(24, 20, 3, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"face{i}.png")
+    return folder
+
+
+def test_model_file_keeps_d_and_infers_labels_with_its_classifier(model_file):
+    model = load(model_file)
+    assert model.has_classifier and not model.discriminator.training
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        logits = model.discriminator(x)[1]
+    (labels,) = model.infer_labels(x)
+    assert torch.equal(labels, (logits.sigmoid() > 0.5).float())
+    described = model.describe([labels])
+    assert list(described[0]) == model.label_names and len(described) == 3
+
+
+def test_categorical_labels_are_inferred_by_argmax(tmp_path):
+    model = load(tiny_model_file(tmp_path / "j.safetensors", joint=True))
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    binary, expression = model.infer_labels(x)
+    probs = model.classify(x)[1]
+    assert binary.shape == (2, 5) and expression.shape == (2, 3)
+    assert torch.equal(expression.argmax(1), probs.argmax(1))
+    assert torch.equal(expression.sum(1), torch.ones(2))
+
+
+def test_translate_starts_from_inferred_labels_when_none_are_given(model_file):
+    model = load(model_file)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    (inferred,) = model.infer_labels(x)
+    expected = inferred.clone()
+    expected[:, 1] = 1  # Blond_Hair on clears the other hair colours
+    expected[:, [0, 2]] = 0
+    with torch.no_grad():
+        want = model.generator(x, expected)
+    assert torch.equal(model.translate(x, {"Blond_Hair": 1}), want)
+
+
+def test_given_source_labels_override_the_inferred_ones(model_file):
+    model = load(model_file)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    (start,) = model.source_labels(x, {"Male": 0.0, "Young": 1.0})
+    (inferred,) = model.infer_labels(x)
+    assert torch.equal(start[:, :3], inferred[:, :3])
+    assert start[:, 3].tolist() == [0, 0] and start[:, 4].tolist() == [1, 1]
+
+
+def test_files_without_d_still_load_and_translate_from_zeros(tmp_path):
+    model = load(tiny_model_file(tmp_path / "g.safetensors", with_d=False))
+    assert not model.has_classifier and model.source_labels(torch.zeros(1, 3, 16, 16)) is None
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        want = model.generator(x, torch.tensor([[0.0, 0, 0, 1, 0]]))
+    assert torch.equal(model.translate(x, {"Male": 1}), want)
+    with pytest.raises(LabelError, match=r"g\.safetensors keeps no discriminator"):
+        model.infer_labels(x)
+
+
+def test_interpolation_strip_runs_from_the_source_to_the_target(model_file):
+    model = load(model_file)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    source = {"Black_Hair": 1.0, "Male": 1.0}
+    strip = model.interpolate(x, {"Blond_Hair": 1}, [0.0, 0.5, 1.0, 1.5], source)
+    assert strip.shape == (2, 4, 3, 16, 16)
+    c_src, c_tgt = torch.tensor([[1.0, 0, 0, 1, 0]]), torch.tensor([[0.0, 1, 0, 1, 0]])
+    with torch.no_grad():
+        for i, v in enumerate([0.0, 0.5, 1.0, 1.5]):
+            want = model.generator(x, (c_src + v * (c_tgt - c_src)).expand(2, -1))
+            assert torch.allclose(strip[:, i], want, atol=1e-6)
+    # From inferred labels, the last step is the plain translation.
+    inferred = model.interpolate(x, {"Male": 0}, [0.0, 1.0])
+    assert torch.allclose(inferred[:, 1], model.translate(x, {"Male": 0}), atol=1e-6)
+
+
+def test_parse_target_reads_names_intensities_and_class_names(tmp_path):
+    layout = load(tiny_model_file(tmp_path / "j.safetensors", joint=True)).layout
+    assert parse_target(["Blond_Hair=1", "Male=0"], layout) == {"Blond_Hair": 1.0, "Male": 0.0}
+    assert parse_target(["Young,Male=0.25"], layout) == {"Young": 1.0, "Male": 0.25}
+    assert parse_target(["expression=happy"], layout) == {"happy": 1.0}
+    with pytest.raises(LabelError, match="valid labels: Black_Hair"):
+        parse_target(["Blonde_Hair=1"], layout)
+    with pytest.raises(LabelError, match=r"'joyful' is neither a number nor a class name \(angry"):
+        parse_target(["expression=joyful"], layout)
+    with pytest.raises(LabelError, match="finite"):
+        parse_target(["Male=nan"], layout)
+
+
+def test_translate_files_writes_targets_strips_grid_in_format_and_size(model_file, faces, tmp_path):
+    out = tmp_path / "out"
+    report = translate_files(
+        model_file,
+        faces,
+        out,
+        [{"Blond_Hair": 1.0}, {"Male": 0.0, "Young": 0.5}],
+        grid=True,
+        strip=Strip.linear({"Blond_Hair": 1.0}, steps=3),
+        fmt="jpg",
+        size=24,
+    )
+    names = sorted(p.name for p in report.written)
+    assert names == [
+        "face0-Blond_Hair.jpg", "face0-Male=0+Young=0.5.jpg", "face0-strip-Blond_Hair.jpg",
+        "face1-Blond_Hair.jpg", "face1-Male=0+Young=0.5.jpg", "face1-strip-Blond_Hair.jpg",
+        "grid.jpg",
+    ]  # fmt: skip
+    with Image.open(out / "face0-Blond_Hair.jpg") as im:
+        assert im.size == (24, 24) and im.format == "JPEG"
+    with Image.open(out / "face0-strip-Blond_Hair.jpg") as im:
+        assert im.size == (4 * 26 + 2, 28)  # input + 3 steps, 2 px gaps
+    with Image.open(out / "grid.jpg") as im:
+        assert im.size == (3 * 26 + 2, 2 * 26 + 2)
+    assert report.inferred and set(report.sources) == {
+        str(faces / "face0.png"),
+        str(faces / "face1.png"),
+    }
+
+
+def test_translate_files_without_targets_makes_one_column_per_label(model_file, faces, tmp_path):
+    report = translate_files(load(model_file), faces / "face0.png", tmp_path / "o", grid=True)
+    assert len(report.written) == 5 + 1
+
+
+def test_missing_packaged_model_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(inference, "PACKAGED_MODEL", tmp_path / "absent.safetensors")
+    with pytest.raises(FileNotFoundError, match="no --model given.*pass --model FILE"):
+        load()
+
+
+def test_cli_translate_with_set_strip_and_inferred_report(model_file, faces, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main([
+        "translate", "--model", str(model_file), "--input", str(faces / "face1.png"),
+        "--out", str(out), "--set", "Blond_Hair=1", "Male=0", "--target", "Young",
+        "--strip", "Male", "--steps", "4", "--range", "0", "1.5", "--size", "32",
+    ])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "face1.png: source labels (inferred by the model's classifier):" in printed
+    assert sorted(p.name for p in out.iterdir()) == [
+        "face1-Blond_Hair+Male=0.png", "face1-Young.png", "face1-strip-Male.png",
+    ]  # fmt: skip
+    with Image.open(out / "face1-strip-Male.png") as im:
+        assert im.size == (5 * 34 + 2, 36)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--set", "Blonde=1"], "unknown label 'Blonde'"),
+    (["--set", "Male=yes"], "'yes' is neither a number nor a class name"),
+    (["--strip", "Male", "--steps", "1"], "--steps >= 2"),
+    (["--size", "0"], "--size must be a positive"),
+])  # fmt: skip
+def test_cli_translate_errors_are_explained(model_file, faces, tmp_path, capsys, argv, message):
+    code = main(["translate", "--model", str(model_file), "--input", str(faces),
+                 "--out", str(tmp_path / "o"), *argv])  # fmt: skip
+    assert code == EXIT_USER_ERROR
+    assert message in capsys.readouterr().err
