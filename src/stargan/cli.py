@@ -213,6 +213,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         size=args.size,
     )
     how = "inferred by the model's classifier" if report.inferred else "given"
+    if report.inferred and args.source:
+        how += ", --source overriding"
     for name, labels in report.sources.items():
         shown = ", ".join(k for k, v in labels.items() if v >= 0.5) or "none"
         print(f"{name}: source labels ({how}): {shown}")

@@ -240,6 +240,12 @@ class RunConfig:
     """Also write TensorBoard event files (needs the `tensorboard` extra)."""
     num_threads: int = 0
     """CPU threads for torch (0 = torch's default)."""
+    eval_every: int = 0
+    """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
+    eval_judge: str | None = None
+    """Judge classifier file (`stargan evaluate train-classifier`) for periodic evaluation."""
+    eval_num: int = 256
+    """Test images per periodic evaluation."""
     on_nonfinite: NonFinitePolicy = "stop"
     """A NaN/Inf loss or gradient: 'stop' the run (default) or 'skip' that update."""
 
@@ -252,6 +258,13 @@ class RunConfig:
             f"run.keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
         )
         _check(self.num_threads >= 0, f"run.num_threads must be >= 0, got {self.num_threads}")
+        _check(self.eval_every >= 0, f"run.eval_every must be >= 0, got {self.eval_every}")
+        _check(
+            not self.eval_every or self.eval_judge is not None,
+            "run.eval_every needs run.eval_judge, a judge file from "
+            "`stargan evaluate train-classifier`",
+        )
+        _check(self.eval_num >= 1, f"run.eval_num must be >= 1, got {self.eval_num}")
         _check(
             self.on_nonfinite in typing.get_args(NonFinitePolicy),
             f"run.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}",

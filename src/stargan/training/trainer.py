@@ -12,7 +12,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -157,9 +157,19 @@ class Trainer:
             for k, (ds, d) in enumerate(zip(self.datasets, cfg.data, strict=True))
         ]
         self.log = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.train_seconds = 0.0  # training time alone (no eval, sampling or saving), resumed
+        self.evaluate = self._periodic_evaluation() if cfg.run.eval_every else None
         self._stop_requested = False
         self._fixed_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._prepare_run_folder(resume, overwrite)
+
+    def _periodic_evaluation(self) -> Callable[[Trainer, int], dict[str, float]]:
+        from stargan.evaluation import PeriodicEvaluation, load_judge
+
+        run = self.cfg.run
+        judge = load_judge(run.eval_judge, self.device)
+        tests = [build_dataset(d, "test") for d in self.cfg.data]
+        return PeriodicEvaluation(run.eval_every, tests, judge, n=run.eval_num)
 
     # Run folder, checkpoints and resume.
 
@@ -215,6 +225,7 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "labels": self.layout.to_dict(),
             "data_position": [[s.epoch, s.batch] for s in self.streams],
+            "train_seconds": self.train_seconds,
             "opt_g_groups": groups_g,
             "opt_d_groups": groups_d,
         }
@@ -240,6 +251,7 @@ class Trainer:
             saved_layout = LabelLayout.from_dict(json.loads(meta["labels"]))
             step = int(meta["step"])
             position = json.loads(meta["data_position"])
+            train_seconds = float(meta["train_seconds"])
             groups = json.loads(meta["opt_g_groups"]), json.loads(meta["opt_d_groups"])
         except (KeyError, ValueError) as e:
             raise ckpt.CheckpointError(f"{path}: incomplete training state ({e})") from None
@@ -259,7 +271,7 @@ class Trainer:
         self.rng.set_state(tensors["rng"])
         for stream, (epoch, batch) in zip(self.streams, position, strict=True):
             stream.seek(epoch, batch)
-        self.step = step
+        self.step, self.train_seconds = step, train_seconds
 
     def request_stop(self) -> None:
         """Ask :meth:`fit` to checkpoint and return after the current iteration (signals)."""
@@ -273,18 +285,24 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_start(self.step, total)
         status: Literal["finished", "stopped"] = "finished"
-        t0, timed_steps = time.perf_counter(), 0
+        window_s, window_steps = 0.0, 0
         while self.step < total:
             if self._stop_requested:
                 status = "stopped"
                 break
+            t0 = time.perf_counter()
             metrics = self.train_iteration()
             self.step += 1
-            timed_steps += 1
-            if self.step % run.log_every == 0 or self.step == total:
-                metrics["time/iter_s"] = (time.perf_counter() - t0) / timed_steps
+            elapsed = time.perf_counter() - t0
+            self.train_seconds += elapsed
+            window_s, window_steps = window_s + elapsed, window_steps + 1
+            evaluation = self.evaluate(self, self.step) if self.evaluate is not None else {}
+            metrics |= evaluation
+            if self.step % run.log_every == 0 or self.step == total or evaluation:
+                metrics["time/iter_s"] = window_s / window_steps
+                metrics["time/train_s"] = self.train_seconds
                 self._log(metrics)
-                t0, timed_steps = time.perf_counter(), 0
+                window_s, window_steps = 0.0, 0
             if run.sample_every and self.step % run.sample_every == 0:
                 self.save_samples()
             if self.step % run.save_every == 0 and self.step != total:
