@@ -32,3 +32,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_temporaries(folder: Path, name: str = "*") -> list[Path]:
+    """Delete the temporaries that :func:`atomic_write_bytes` left in ``folder`` when its
+    process was killed mid-write (SIGKILL, power loss: no ``except`` runs then).
+
+    ``name`` is a glob over the target files' names (``state-*.safetensors``), so that other
+    files that happen to end in ``.tmp`` are left alone. Only call this on a folder that no
+    other process is writing to. Returns what was removed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

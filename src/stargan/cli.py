@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import signal
 import sys
 import typing
@@ -23,7 +24,7 @@ from stargan.config import (
     field_docs,
 )
 
-EXIT_USER_ERROR = 2
+EXIT_USER_ERROR = 2  # a bad flag, file or value (also a NaN/Inf stop): fix it, then rerun
 EXIT_STOPPED = 75  # EX_TEMPFAIL: interrupted, a checkpoint was written, rerun to resume.
 
 # Config sections whose fields become train flags; data flags apply to every dataset
@@ -87,8 +88,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     d = cfg.to_dict()
     if args.config:
         try:
-            d = TrainConfig.from_dict(json.loads(Path(args.config).read_text())).to_dict()
-        except (OSError, json.JSONDecodeError) as e:
+            text = Path(args.config).read_text(encoding="utf-8-sig")  # a BOM is harmless
+            d = TrainConfig.from_dict(json.loads(text)).to_dict()
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise ConfigError(f"cannot read config file {args.config}: {e}") from None
     for key, value in vars(args).items():
         if not key.startswith("cfg:") or value is None:
@@ -143,6 +145,8 @@ def _parse_assignments(items: Sequence[str], what: str) -> dict[str, float]:
                 raise ConfigError(
                     f"{what} {part!r}: value must be a number, e.g. {name}=1"
                 ) from None
+            if not math.isfinite(out[name.strip()]):
+                raise ConfigError(f"{what} {part!r}: value must be a finite number")
     return out
 
 
@@ -150,34 +154,51 @@ def _parse_assignments(items: Sequence[str], what: str) -> dict[str, float]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from stargan.training.logging import ProgressBar
-    from stargan.training.trainer import Trainer
+    from stargan.training import distributed
 
     cfg = config_from_args(args)
+    # Under torchrun each worker joins the process group (docs/distributed.md); else a no-op.
+    ctx = distributed.init_from_env(cfg.run.dist_backend)
+    try:
+        return _train(args, cfg, ctx.is_main)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig, is_main: bool) -> int:
+    from stargan.training.logging import ProgressBar
+    from stargan.training.trainer import Trainer, resolve
+
+    if args.dry_run:  # resolve labels and sizes, but never touch the run folder
+        if is_main:
+            print(resolve(cfg)[0].to_json())
+        return 0
     trainer = Trainer(
         cfg,
         callbacks=[] if args.quiet else [ProgressBar()],
         resume="auto" if args.resume else "never",
         overwrite=args.overwrite,
     )
-    if args.dry_run:
-        print(trainer.cfg.to_json())
-        return 0
-    if getattr(trainer, "resumed_from", None):
+    if getattr(trainer, "resumed_from", None) and is_main:
         print(f"resuming from {trainer.resumed_from} (step {trainer.step})", file=sys.stderr)
         for skipped in trainer.skipped_checkpoints:
             print(f"skipped invalid checkpoint: {skipped}", file=sys.stderr)
+    for tmp in trainer.removed_temporaries:
+        print(f"removed {tmp}, left by an interrupted write", file=sys.stderr)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: trainer.request_stop())
     status = trainer.fit()
     out = Path(cfg.run.out_dir)
-    if status == "stopped":
+    if status == "stopped" and is_main:
         print(
             f"stopped at step {trainer.step}; checkpoint saved. Run the same command with "
             f"--resume to continue.",
             file=sys.stderr,
         )
+    if status == "stopped":
         return EXIT_STOPPED
+    if not is_main:
+        return 0
     print(
         f"done: {trainer.step} iterations. Model: {out / 'model.safetensors'}; samples: "
         f"{out / 'samples'}; metrics: {out / 'metrics.jsonl'}"
@@ -530,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stargan.extras import MissingExtraError
     from stargan.facecrop import FaceCropError
     from stargan.training.checkpoint import CheckpointError
-    from stargan.training.trainer import RunFolderError
+    from stargan.training.trainer import NonFiniteError, RunFolderError
 
     args = build_parser().parse_args(argv)
     try:
@@ -541,6 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DatasetError,
         CheckpointError,
         RunFolderError,
+        NonFiniteError,
         ImageDecodeError,
         FileNotFoundError,
         FaceCropError,

@@ -18,6 +18,7 @@ import dataclasses
 import inspect
 import itertools
 import json
+import math
 import textwrap
 import types
 import typing
@@ -35,10 +36,12 @@ def _check(cond: bool, message: str) -> None:
 
 
 AdversarialLoss = Literal["wgan-gp", "bce", "lsgan"]
+GeneratorOutput = Literal["image", "residual", "mask"]
 LrDecay = Literal["linear", "official"]
 BadImagePolicy = Literal["fail", "skip"]
 CacheMode = Literal["none", "memory", "disk"]
 NonFinitePolicy = Literal["stop", "skip"]
+DistBackend = Literal["auto", "gloo", "nccl"]
 
 
 @dataclass(frozen=True)
@@ -59,16 +62,29 @@ class ModelConfig:
     """Residual blocks in G's bottleneck."""
     d_repeat_num: int = 6
     """Strided convs in D (the spatial size shrinks by 2**d_repeat_num)."""
-    g_residual: bool = False
-    """Not in the paper: G adds its (zero-initialised) output to the input image instead of
-    drawing the whole image through tanh, so it starts as the identity and learns only the
-    change. See docs/results.md for its measured effect."""
+    g_output: GeneratorOutput = "image"
+    """How G forms its output. 'image' (paper): a whole new image through tanh. Not in the
+    paper, see docs/results.md for their measured effect: 'residual' adds a zero-initialised
+    change to the input (G starts as the identity); 'mask' blends a drawn image into the input
+    through a learned per-pixel attention mask that starts nearly closed."""
 
     def __post_init__(self) -> None:
         for name in ("image_size", "c_dim", "n_classes", "g_conv_dim", "d_conv_dim"):
             _check(
                 getattr(self, name) >= 1, f"model.{name} must be >= 1, got {getattr(self, name)}"
             )
+        # Bounds far above any real use, so a hostile or mistyped config fails here and not
+        # with an out-of-memory crash deep in torch.
+        for name, limit in (("image_size", 2048), ("c_dim", 4096), ("n_classes", 4096),
+                            ("g_conv_dim", 4096), ("d_conv_dim", 4096), ("g_repeat_num", 64),
+                            ("d_repeat_num", 11)):  # fmt: skip
+            value = getattr(self, name)
+            _check(value <= limit, f"model.{name} must be <= {limit}, got {value}")
+        _check(
+            self.g_output in typing.get_args(GeneratorOutput),
+            f"model.g_output must be one of {typing.get_args(GeneratorOutput)}, "
+            f"got {self.g_output!r}",
+        )
         _check(self.g_repeat_num >= 0, f"model.g_repeat_num must be >= 0, got {self.g_repeat_num}")
         _check(self.d_repeat_num >= 1, f"model.d_repeat_num must be >= 1, got {self.d_repeat_num}")
         _check(
@@ -127,7 +143,9 @@ class OptimConfig:
     n_critic: int = 5
     """D updates per G update."""
     batch_size: int = 16
-    """Images per D update (per dataset in joint training)."""
+    """Images per D update (per dataset in joint training): the GLOBAL batch, split evenly
+    over the ranks of a distributed run (docs/distributed.md); the learning rates are not
+    scaled with the number of ranks."""
     num_iters: int = 200_000
     """Training iterations (one D update per dataset each)."""
     num_iters_decay: int = 100_000
@@ -248,6 +266,8 @@ class RunConfig:
     """Test images per periodic evaluation."""
     on_nonfinite: NonFinitePolicy = "stop"
     """A NaN/Inf loss or gradient: 'stop' the run (default) or 'skip' that update."""
+    dist_backend: DistBackend = "auto"
+    """Under torchrun: 'auto' (NCCL when CUDA is available, else gloo), 'gloo' or 'nccl'."""
 
     def __post_init__(self) -> None:
         _check(self.log_every >= 1, f"run.log_every must be >= 1, got {self.log_every}")
@@ -268,6 +288,10 @@ class RunConfig:
         _check(
             self.on_nonfinite in typing.get_args(NonFinitePolicy),
             f"run.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}",
+        )
+        _check(
+            self.dist_backend in typing.get_args(DistBackend),
+            f"run.dist_backend must be 'auto', 'gloo' or 'nccl', got {self.dist_backend!r}",
         )
 
 
@@ -337,7 +361,9 @@ def _from_jsonable(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         _check(ok, f"{where}: expected a number, got {value!r}")
-        return float(value)
+        number = float(value) if abs(value) < 1e308 else math.inf  # 10**400 overflows float()
+        _check(math.isfinite(number), f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp in (int, bool, str):
         ok = isinstance(value, tp) and (tp is bool or not isinstance(value, bool))
         _check(ok, f"{where}: expected {tp.__name__}, got {value!r}")

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from stargan.config import ModelConfig
 from stargan.data.labels import LabelLayout, LabelSpec
@@ -58,7 +59,8 @@ def load_official_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"official checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+    # torch.load hands a *.safetensors path to safetensors, with its own error type.
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, SafetensorError) as e:
         raise CheckpointError(
             f"{path} cannot be loaded as plain tensors (weights_only=True): {e}. Official "
             f"checkpoints are plain state dicts; a file that needs code to load is refused"

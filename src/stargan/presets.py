@@ -139,9 +139,22 @@ def _synth_tiny() -> TrainConfig:
 
 @register_preset("synth-demo", "quick-start demo: SynthFaces 32 px, a few minutes on 2 cores")
 def _synth_demo() -> TrainConfig:
-    return _synth(32, 3000, "runs/synth-demo")
+    return _synth(32, 2000, "runs/synth-demo")
 
 
 @register_preset("synth-64", "SynthFaces 64 px, widths 32, 3 blocks (the paper recipe, small)")
 def _synth_64() -> TrainConfig:
     return _synth(64, 20_000, "runs/synth-64", d_layers=6, sample_every=1000, save_every=1000)
+
+
+@register_preset("synth-rafd", "SynthFaces RaFD-like expressions only, 32 px (the paper's SNG)")
+def _synth_rafd() -> TrainConfig:
+    return _synth(32, 3000, "runs/synth-rafd", name="synthfaces-rafd", n=4000)
+
+
+@register_preset("synth-joint", "SynthFaces CelebA-like + RaFD-like with the mask vector, 32 px")
+def _synth_joint() -> TrainConfig:
+    cfg = _synth(32, 3000, "runs/synth-joint")
+    rafd = DataConfig(name="synthfaces-rafd", image_size=32, num_images=4000, test_size=500)
+    return TrainConfig(model=cfg.model, loss=cfg.loss, optim=cfg.optim,
+                       data=(cfg.data[0], rafd), run=cfg.run)  # fmt: skip

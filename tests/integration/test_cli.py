@@ -120,3 +120,62 @@ def test_translate_refuses_a_broken_model_file(tmp_path, capsys):
     )
     assert code == EXIT_USER_ERROR
     assert "m.safetensors" in capsys.readouterr().err
+
+
+def test_joint_model_translates_across_datasets(tmp_path):
+    run = tmp_path / "joint"
+    tiny = [
+        "--image-size",
+        "16",
+        "--g-conv-dim",
+        "8",
+        "--d-conv-dim",
+        "8",
+        "--g-repeat-num",
+        "1",
+        "--d-repeat-num",
+        "4",
+        "--num-iters",
+        "4",
+        "--num-iters-decay",
+        "2",
+        "--num-images",
+        "32",
+        "--test-size",
+        "8",
+        "--batch-size",
+        "4",
+        "--sample-every",
+        "2",
+    ]
+    assert main(["train", "--preset", "synth-joint", "--quiet", "--out", str(run), *tiny]) == 0
+    with Image.open(run / "samples" / "step-00000004.png") as im:
+        # Rows: 8 CelebA-like + 8 RaFD-like faces; columns: input + 5 attributes + 8 expressions.
+        assert im.size == (14 * 18 + 2, 16 * 18 + 2)
+    main(["data", "synth", "--out", str(tmp_path / "faces"), "--num", "2", "--size", "16"])
+    out = tmp_path / "out"
+    code = main(
+        [
+            "translate",
+            "--model",
+            str(run / "model.safetensors"),
+            "--input",
+            str(tmp_path / "faces" / "images"),
+            "--out",
+            str(out),
+            "--set",
+            "expression=happy",
+            "--target",
+            "Blond_Hair",
+        ]
+    )
+    assert code == 0
+    assert len(list(out.glob("000001-*.png"))) == 2
+
+
+def test_dry_run_leaves_an_existing_run_untouched(tmp_path, capsys):
+    assert main(["train", *TINY, "--out", str(tmp_path)]) == 0
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    for flag in ("--overwrite", "--resume"):
+        assert main(["train", *TINY, "--out", str(tmp_path), "--dry-run", flag]) == 0
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before

@@ -54,3 +54,10 @@ def test_wrong_types_and_fields_name_the_problem():
 def test_unknown_preset_lists_valid_names():
     with pytest.raises(KeyError, match="celeba-128"):
         get_preset("celeba-129")
+
+
+def test_absurd_model_sizes_are_refused_before_allocation():
+    from stargan.config import ModelConfig
+
+    with pytest.raises(ConfigError, match="image_size must be <= 2048, got 1099511627776"):
+        ModelConfig(image_size=2**40)

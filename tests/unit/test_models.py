@@ -114,10 +114,27 @@ def test_residual_generator_starts_as_the_identity_and_learns():
         g_conv_dim=8,
         g_repeat_num=1,
         d_repeat_num=3,
-        g_residual=True,
+        g_output="residual",
     )
     g = build_generator(cfg)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert torch.equal(g(x, torch.rand(2, 5)), x)
     g(x, torch.rand(2, 5)).sum().backward()
     assert g.main[-1].weight.grad.abs().sum() > 0
+
+
+def test_mask_generator_starts_close_to_the_identity():
+    cfg = ModelConfig(
+        image_size=16,
+        c_dim=5,
+        n_classes=5,
+        g_conv_dim=8,
+        g_repeat_num=1,
+        d_repeat_num=3,
+        g_output="mask",
+    )
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    y = build_generator(cfg)(x, torch.rand(2, 5))
+    assert (y - x).abs().max() < 0.1
+    assert y.abs().max() <= 1

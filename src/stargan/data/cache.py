@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 """Bumped whenever the decoder or preprocessing changes what a cached pixel holds."""
 MAX_LISTED = 10
+MAX_MESSAGE = 400  # characters of one problem shown; a hostile 10 MB line must not be echoed
 """Problems spelled out in one error message or warning before '... and N more'."""
 
 
@@ -127,6 +128,10 @@ class Problems:
         self.items: list[str] = []
 
     def add(self, line: int | None, message: str) -> None:
+        if len(message) > MAX_MESSAGE:
+            half = MAX_MESSAGE // 2
+            cut = len(message) - 2 * half
+            message = f"{message[:half]} [... {cut} characters ...] {message[-half:]}"
         self.items.append(message if line is None else f"line {line}: {message}")
 
     def __bool__(self) -> bool:

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def parse_attr_file(path: str | Path) -> AttributeFile:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is harmless
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: cannot read the attribute file ({e})") from None
     raw = text.splitlines()
@@ -103,7 +104,7 @@ def parse_attr_file(path: str | Path) -> AttributeFile:
     names = tuple(raw[1].split())
     if not names:
         raise DatasetError(f"{path}:2: expected attribute names, the line is empty")
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in Counter(names).items() if count > 1)
     if dupes:
         problems.add(2, f"duplicate attribute names {dupes}")
 
@@ -149,12 +150,14 @@ def parse_attr_file(path: str | Path) -> AttributeFile:
 
 def select_columns(names: tuple[str, ...], selected: tuple[str, ...], where: str) -> list[int]:
     """Column index of each selected name; unknown names list the available ones."""
-    unknown = [s for s in selected if s not in names]
+    position = {name: i for i, name in reversed(list(enumerate(names)))}
+    unknown = [s for s in selected if s not in position]
     if unknown:
+        shown = ", ".join(names[:50]) + (f" ... ({len(names)} in all)" if len(names) > 50 else "")
         raise DatasetError(
-            f"{where}: unknown attribute(s) {', '.join(unknown)}; available: {', '.join(names)}"
+            f"{where}: unknown attribute(s) {', '.join(unknown)}; available: {shown}"
         )
-    return [names.index(s) for s in selected]
+    return [position[s] for s in selected]
 
 
 @register_dataset("celeba")

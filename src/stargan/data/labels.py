@@ -7,6 +7,7 @@ vector so that G always sees the same kind of input, whatever the dataset.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,7 +39,7 @@ class LabelSpec:
             raise LabelError(f"label kind must be 'binary' or 'categorical', got {self.kind!r}")
         if not self.names:
             raise LabelError("a label space needs at least one label name")
-        dupes = sorted({n for n in self.names if self.names.count(n) > 1})
+        dupes = sorted(n for n, count in Counter(self.names).items() if count > 1)
         if dupes:
             raise LabelError(f"duplicate label names: {dupes}")
 

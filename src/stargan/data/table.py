@@ -29,8 +29,11 @@ Example:
 from __future__ import annotations
 
 import csv
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -96,6 +99,15 @@ def _delimiter(path: Path, header: str) -> str:
     return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
 
+def _rows(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The reader's rows; the csv module's own errors (a cell over its 128 KiB limit, a NUL
+    byte) become errors naming the line."""
+    try:
+        yield from reader
+    except csv.Error as e:
+        raise DatasetError(f"{path}:{reader.line_num}: cannot read the table ({e})") from None
+
+
 def parse_table(path: str | Path) -> AttributeTable:
     """Read an attribute table, reporting every problem with its line and column.
 
@@ -115,11 +127,13 @@ def parse_table(path: str | Path) -> AttributeTable:
             f"column and attribute columns"
         )
     reader = csv.reader(lines_text, delimiter=_delimiter(path, lines_text[0]))
-    header = [h.strip() for h in next(reader)]
+    records = _rows(reader, path)
+    header = [h.strip() for h in next(records)]
     problems = Problems(path)
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    dupes = sorted(h for h, count in Counter(header).items() if count > 1)
     if dupes:
-        raise DatasetError(f"{path}:1: duplicate column names {dupes}")
+        more = f" and {len(dupes) - 10} more" if len(dupes) > 10 else ""
+        raise DatasetError(f"{path}:1: duplicate column names {dupes[:10]}{more}")
     lowered = [h.lower() for h in header]
     file_col = next((lowered.index(c) for c in FILENAME_COLUMNS if c in lowered), 0)
     split_col = lowered.index(SPLIT_COLUMN) if SPLIT_COLUMN in lowered else None
@@ -133,7 +147,7 @@ def parse_table(path: str | Path) -> AttributeTable:
     lines: list[int] = []
     splits: list[str] = []
     first_line: dict[str, int] = {}
-    for cells in reader:
+    for cells in records:
         lineno = reader.line_num
         if not any(c.strip() for c in cells):
             continue

@@ -45,19 +45,23 @@ class Generator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             dim //= 2
-        self.residual = cfg.g_residual
-        out = nn.Conv2d(dim, 3, 7, 1, 3, bias=False)
-        if self.residual:
-            # Start as the identity: the first translations are the inputs themselves.
-            nn.init.zeros_(out.weight)
+        self.output = cfg.g_output
+        if self.output == "image":
+            layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        elif self.output == "residual":
+            out = nn.Conv2d(dim, 3, 7, 1, 3, bias=False)
+            nn.init.zeros_(out.weight)  # start as the identity: translations = inputs
             layers.append(out)
-        else:
-            layers += [out, nn.Tanh()]
+        else:  # "mask": 3 colour channels + 1 attention channel
+            out = nn.Conv2d(dim, 4, 7, 1, 3, bias=True)
+            with torch.no_grad():
+                out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -4.0]))  # mask ~0.02: nearly closed
+            layers.append(out)
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """x: [N, 3, S, S] in [-1, 1]; c: [N, c_dim] -> [N, 3, S, S] (in [-1, 1] unless
-        ``g_residual``, whose sums may overshoot slightly; consumers clamp for display)."""
+        g_output is 'residual', whose sums may overshoot; consumers clamp for display)."""
         check_images(x, self.image_size, "Generator")
         if c.dim() != 2 or c.shape != (x.shape[0], self.c_dim):
             raise ValueError(
@@ -67,4 +71,9 @@ class Generator(nn.Module):
         # Tile the label over every pixel so each conv sees the target domain.
         c_map = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
         out = self.main(torch.cat([x, c_map], dim=1))
-        return x + out if self.residual else out
+        if self.output == "residual":
+            return x + out
+        if self.output == "mask":
+            attention = torch.sigmoid(out[:, 3:])
+            return attention * torch.tanh(out[:, :3]) + (1 - attention) * x
+        return out

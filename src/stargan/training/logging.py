@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
+
+from stargan.atomic import atomic_write_bytes
 
 
 class Callback(Protocol):
@@ -43,9 +44,7 @@ class MetricsLog:
                 continue  # a line cut short by a kill mid-write; its step is re-done anyway
             if rec.get("step", 0) <= step:
                 kept.append(line)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(k + "\n" for k in kept))
-        os.replace(tmp, self.path)
+        atomic_write_bytes(self.path, "".join(k + "\n" for k in kept).encode())
 
     def write(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

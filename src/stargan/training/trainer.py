@@ -20,11 +20,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from stargan import losses
-from stargan.config import TrainConfig
+from stargan.atomic import remove_stale_temporaries
+from stargan.config import ConfigError, TrainConfig
 from stargan.data.labels import LabelLayout, permute_targets
-from stargan.data.registry import LabelledDataset, build_dataset
+from stargan.data.registry import DatasetError, LabelledDataset, build_dataset
 from stargan.models import build_discriminator, build_generator
 from stargan.training import checkpoint as ckpt
+from stargan.training import distributed
 from stargan.training.logging import Callback, MetricsLog, TensorBoardCallback
 from stargan.training.schedule import lr_at
 
@@ -40,12 +42,6 @@ class NonFiniteError(RuntimeError):
 ResumeMode = Literal["never", "auto"]
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 class EpochBatches:
     """Batches of indices over a dataset, reshuffled each epoch from (seed, epoch) alone.
 
@@ -53,11 +49,22 @@ class EpochBatches:
     is just (epoch, batch) and a resumed run reads exactly the batches it would have read.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int = 0, batch: int = 0):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        epoch: int = 0,
+        batch: int = 0,
+        shard: slice = slice(None),
+    ):
         if n < batch_size:
-            raise ValueError(f"the dataset has {n} images, fewer than one batch of {batch_size}")
+            raise DatasetError(
+                f"the dataset has {n} training images, fewer than one batch of {batch_size}; "
+                f"lower optim.batch_size (--batch-size)"
+            )
         self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.epoch, self.batch = epoch, batch
+        self.epoch, self.batch, self.shard = epoch, batch, shard
 
     @property
     def per_epoch(self) -> int:
@@ -69,7 +76,8 @@ class EpochBatches:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             order = torch.randperm(self.n, generator=g).tolist()
             for b in range(batch, self.per_epoch):
-                yield order[b * self.batch_size : (b + 1) * self.batch_size]
+                # A distributed rank reads only its slice of the global batch.
+                yield order[b * self.batch_size : (b + 1) * self.batch_size][self.shard]
             epoch, batch = epoch + 1, 0
 
 
@@ -84,12 +92,16 @@ class _Stream:
         workers: int,
         epoch: int = 0,
         batch: int = 0,
+        shard: slice = slice(None),
     ) -> None:
         self.dataset, self.batch_size, self.seed, self.workers = dataset, batch_size, seed, workers
+        self.shard = shard
         self.seek(epoch, batch)
 
     def seek(self, epoch: int, batch: int) -> None:
-        self.sampler = EpochBatches(len(self.dataset), self.batch_size, self.seed, epoch, batch)
+        self.sampler = EpochBatches(
+            len(self.dataset), self.batch_size, self.seed, epoch, batch, self.shard
+        )
         loader = DataLoader(
             self.dataset,
             batch_sampler=self.sampler,
@@ -105,6 +117,22 @@ class _Stream:
         if self.batch == self.sampler.per_epoch:
             self.epoch, self.batch = self.epoch + 1, 0
         return x, label
+
+
+def resolve(
+    cfg: TrainConfig, datasets: Sequence[LabelledDataset] | None = None
+) -> tuple[TrainConfig, list[LabelledDataset], LabelLayout]:
+    """The config as it will run, with the training datasets and their label layout.
+
+    The label layout, not the user, decides how many label channels the nets have. Nothing is
+    written, so a dry run can call this safely.
+    """
+    datasets = (
+        list(datasets) if datasets is not None else [build_dataset(d, "train") for d in cfg.data]
+    )
+    layout = LabelLayout(tuple(d.label_spec for d in datasets))
+    model = dataclasses.replace(cfg.model, c_dim=layout.c_dim, n_classes=layout.n_classes)
+    return dataclasses.replace(cfg, model=model), datasets, layout
 
 
 class Trainer:
@@ -124,21 +152,19 @@ class Trainer:
         overwrite: bool = False,
         datasets: Sequence[LabelledDataset] | None = None,
     ) -> None:
-        self.datasets = (
-            list(datasets)
-            if datasets is not None
-            else [build_dataset(d, "train") for d in cfg.data]
-        )
-        self.layout = LabelLayout(tuple(d.label_spec for d in self.datasets))
-        # The label layout, not the user, decides how many label channels the nets have.
-        model_cfg = dataclasses.replace(
-            cfg.model, c_dim=self.layout.c_dim, n_classes=self.layout.n_classes
-        )
-        self.cfg = dataclasses.replace(cfg, model=model_cfg)
+        self.cfg, self.datasets, self.layout = resolve(cfg, datasets)
+        model_cfg = self.cfg.model
         self.out_dir = Path(cfg.run.out_dir)
-        self.device = resolve_device(cfg.run.device)
-        self.callbacks = list(callbacks)
-        if cfg.run.tensorboard:
+        # Under torchrun (process group initialised by the caller) rank 0 alone writes files.
+        self.dist = distributed.current()
+        if cfg.optim.batch_size % self.dist.world_size:
+            raise ConfigError(
+                f"optim.batch_size ({cfg.optim.batch_size}) is the global batch and must be "
+                f"divisible by the number of ranks ({self.dist.world_size})"
+            )
+        self.device = distributed.device_for(cfg.run.device, self.dist)
+        self.callbacks = list(callbacks) if self.dist.is_main else []
+        if cfg.run.tensorboard and self.dist.is_main:
             self.callbacks.append(TensorBoardCallback(self.out_dir / "tensorboard"))
         if cfg.run.num_threads:
             torch.set_num_threads(cfg.run.num_threads)
@@ -153,15 +179,24 @@ class Trainer:
         self.rng = torch.Generator().manual_seed(cfg.run.seed)
         self.step = 0
         self.streams = [
-            _Stream(ds, o.batch_size, cfg.run.seed + 7919 * k, d.num_workers)
+            _Stream(
+                ds,
+                o.batch_size,
+                cfg.run.seed + 7919 * k,
+                d.num_workers,
+                shard=self.dist.shard(o.batch_size),
+            )
             for k, (ds, d) in enumerate(zip(self.datasets, cfg.data, strict=True))
         ]
         self.log = MetricsLog(self.out_dir / "metrics.jsonl")
         self.train_seconds = 0.0  # training time alone (no eval, sampling or saving), resumed
-        self.evaluate = self._periodic_evaluation() if cfg.run.eval_every else None
+        self.evaluate = (
+            self._periodic_evaluation() if cfg.run.eval_every and self.dist.is_main else None
+        )
         self._stop_requested = False
         self._fixed_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._prepare_run_folder(resume, overwrite)
+        distributed.check_same_value(self.dist, "the step to resume from", self.step)
 
     def _periodic_evaluation(self) -> Callable[[Trainer, int], dict[str, float]]:
         from stargan.evaluation import PeriodicEvaluation, load_judge
@@ -185,16 +220,33 @@ class Trainer:
         existing = self.checkpoints()
         if existing and resume == "auto":
             self._resume_newest_valid(existing)
-        elif (existing or self.log.path.exists()) and not overwrite:
+        elif (existing or self.log.path.exists()) and not overwrite and resume != "auto":
             raise RunFolderError(
                 f"{self.out_dir} already holds a run ({len(existing)} checkpoint(s)); pass "
                 f"--resume to continue it, --overwrite to start over, or choose another --out"
             )
-        elif overwrite:
+        elif not self.dist.is_main:
+            pass  # rank 0 starts the folder over
+        else:
+            # Overwrite, or resume a run stopped before its first checkpoint: start over.
             for p in existing:
                 p.unlink()
             self.log.path.unlink(missing_ok=True)
+        self.removed_temporaries: list[Path] = []
+        if not self.dist.is_main:
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # A kill inside a write leaves its temporary behind (no handler runs on SIGKILL).
+        ours = [
+            (self.out_dir, "config.json"),
+            (self.out_dir, "model.safetensors"),
+            (self.out_dir, self.log.path.name),
+            (self.checkpoint_dir, "state-*.safetensors"),
+            (self.out_dir / "samples", "step-*.png"),
+        ]
+        self.removed_temporaries = [
+            tmp for folder, name in ours for tmp in remove_stale_temporaries(folder, name)
+        ]
         ckpt.atomic_write_bytes(self.out_dir / "config.json", self.cfg.to_json().encode())
 
     def _resume_newest_valid(self, files: list[Path]) -> None:
@@ -206,19 +258,37 @@ class Trainer:
                 errors.append(str(e))
                 continue
             self.resumed_from, self.skipped_checkpoints = path, errors
-            self.log.truncate_after(self.step)
+            if self.dist.is_main:
+                self.log.truncate_after(self.step)
             return
         raise ckpt.CheckpointError(
             f"no valid checkpoint to resume from in {self.checkpoint_dir}:\n" + "\n".join(errors)
         )
 
     def save_state(self) -> Path:
+        """Rank 0 writes the training state (every rank returns its path); under torchrun
+        the ranks first prove they hold the same weights, and wait for the write."""
         tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
         tensors |= {f"D.{k}": v for k, v in self.D.state_dict().items()}
+        path = self.checkpoint_dir / f"state-{self.step:08d}.safetensors"
+        distributed.check_same_on_all_ranks(self.dist, "the weights of G and D", tensors)
+        if self.dist.is_main:
+            self._write_state(tensors, path)
+        distributed.barrier(self.dist)
+        return path
+
+    def _write_state(self, tensors: dict[str, torch.Tensor], path: Path) -> None:
         opt_g, groups_g = ckpt.optimizer_tensors(self.opt_g, "opt_g.")
         opt_d, groups_d = ckpt.optimizer_tensors(self.opt_d, "opt_d.")
         tensors |= opt_g | opt_d
         tensors["rng"] = self.rng.get_state()
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
+        if bad:
+            raise NonFiniteError(
+                f"refusing to save non-finite values at step {self.step} ({', '.join(bad[:5])}"
+                f"{' ...' if len(bad) > 5 else ''}); the last checkpoint in "
+                f"{self.checkpoint_dir} is intact"
+            )
         meta = {
             "format": ckpt.STATE_FORMAT,
             "step": self.step,
@@ -229,7 +299,6 @@ class Trainer:
             "opt_g_groups": groups_g,
             "opt_d_groups": groups_d,
         }
-        path = self.checkpoint_dir / f"state-{self.step:08d}.safetensors"
         ckpt.save_tensors(path, tensors, meta)
         ckpt.save_model_file(
             self.out_dir / "model.safetensors",
@@ -240,9 +309,11 @@ class Trainer:
             train_config=self.cfg,
             discriminator=self.D,
         )
-        for old in self.checkpoints()[self.cfg.run.keep_checkpoints :]:
+        # Only now that the new file is durable; and never it, even if a newer-named (invalid)
+        # file that resume skipped is still there.
+        others = [p for p in self.checkpoints() if p != path]
+        for old in others[self.cfg.run.keep_checkpoints - 1 :]:
             old.unlink()
-        return path
 
     def load_state(self, path: Path) -> None:
         tensors, meta = ckpt.load_tensors(path, ckpt.STATE_FORMAT)
@@ -287,7 +358,8 @@ class Trainer:
         status: Literal["finished", "stopped"] = "finished"
         window_s, window_steps = 0.0, 0
         while self.step < total:
-            if self._stop_requested:
+            # All ranks must leave the loop at the same step (a signal may reach one first).
+            if distributed.any_rank(self.dist, self._stop_requested):
                 status = "stopped"
                 break
             t0 = time.perf_counter()
@@ -315,6 +387,8 @@ class Trainer:
         return status
 
     def _log(self, metrics: dict[str, float]) -> None:
+        if not self.dist.is_main:
+            return
         record = {"step": self.step, "time": time.time(), **metrics}
         self.log.write(record)
         for cb in self.callbacks:
@@ -354,12 +428,18 @@ class Trainer:
         """A D update on dataset k's batch, then a G update if ``update_g``."""
         lc = self.cfg.loss
         spec, part = self.layout.specs[k], self.layout.slice(k)
+        # Under torchrun x_real is this rank's slice of the global batch. The random draws are
+        # made for the global batch on every rank (same generator) and sliced, so N ranks
+        # compute what one process would; the targets permute the global batch's labels.
+        mine = self.dist.shard(self.cfg.optim.batch_size) if self.dist.active else slice(None)
         n = x_real.shape[0]
+        n_global = n * self.dist.world_size if self.dist.active else n
         if flip:
-            flips = torch.rand(n, generator=self.rng) < 0.5
+            flips = (torch.rand(n_global, generator=self.rng) < 0.5)[mine]
             x_real = torch.where(flips[:, None, None, None], x_real.flip(3), x_real)
-        label_trg = permute_targets(label_org, self.rng)
-        alpha = torch.rand(n, generator=self.rng)
+        label_trg = permute_targets(distributed.all_gather_rows(self.dist, label_org), self.rng)
+        label_trg = label_trg[mine]
+        alpha = torch.rand(n_global, generator=self.rng)[mine]
         x_real = x_real.to(self.device, non_blocking=True)
         label_org, label_trg = label_org.to(self.device), label_trg.to(self.device)
         c_org, c_trg = self.layout.embed(k, label_org), self.layout.embed(k, label_trg)
@@ -380,7 +460,7 @@ class Trainer:
             terms["D/gp"] = losses.gradient_penalty(self.D(x_hat)[0], x_hat)
             d_loss = d_loss + lc.lambda_gp * terms["D/gp"]
         terms["D/loss"] = d_loss
-        metrics = {name: t.item() for name, t in terms.items()}
+        metrics = distributed.average_scalars(self.dist, terms)
         self._apply(self.opt_d, self.D, d_loss, metrics, "D")
         if not update_g:
             return metrics
@@ -402,7 +482,7 @@ class Trainer:
                 terms["G/id"] = losses.reconstruction_loss(x_real, self.G(x_real, c_org))
                 g_loss = g_loss + lc.lambda_id * terms["G/id"]
             terms["G/loss"] = g_loss
-            g_metrics = {name: t.item() for name, t in terms.items()}
+            g_metrics = distributed.average_scalars(self.dist, terms)
             self._apply(self.opt_g, self.G, g_loss, g_metrics, "G")
         finally:
             self.D.requires_grad_(True)
@@ -423,6 +503,7 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         if not bad:
             loss.backward()
+            distributed.average_gradients(self.dist, net.parameters())
             grads = [p.grad for p in net.parameters() if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads).item()
             if not math.isfinite(norm):
@@ -457,8 +538,10 @@ class Trainer:
         from stargan.data.io import save_image
         from stargan.inference import sample_grid
 
+        path = self.out_dir / "samples" / f"step-{self.step:08d}.png"
+        if not self.dist.is_main:
+            return path
         x, label = zip(*self.fixed_batches(), strict=True)
         grid = sample_grid(self.G, list(x), list(label), self.layout, self.device)
-        path = self.out_dir / "samples" / f"step-{self.step:08d}.png"
         save_image(grid, path)
         return path
