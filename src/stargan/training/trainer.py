@@ -42,6 +42,14 @@ class NonFiniteError(RuntimeError):
 ResumeMode = Literal["never", "auto"]
 
 
+def check_batch_fits(n: int, batch_size: int) -> None:
+    if n < batch_size:
+        raise DatasetError(
+            f"the dataset has {n} training images, fewer than one batch of {batch_size}; "
+            f"lower optim.batch_size (--batch-size)"
+        )
+
+
 class EpochBatches:
     """Batches of indices over a dataset, reshuffled each epoch from (seed, epoch) alone.
 
@@ -58,11 +66,7 @@ class EpochBatches:
         batch: int = 0,
         shard: slice = slice(None),
     ):
-        if n < batch_size:
-            raise DatasetError(
-                f"the dataset has {n} training images, fewer than one batch of {batch_size}; "
-                f"lower optim.batch_size (--batch-size)"
-            )
+        check_batch_fits(n, batch_size)
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.epoch, self.batch, self.shard = epoch, batch, shard
 
@@ -130,6 +134,8 @@ def resolve(
     datasets = (
         list(datasets) if datasets is not None else [build_dataset(d, "train") for d in cfg.data]
     )
+    for ds in datasets:
+        check_batch_fits(len(ds), cfg.optim.batch_size)
     layout = LabelLayout(tuple(d.label_spec for d in datasets))
     model = dataclasses.replace(cfg.model, c_dim=layout.c_dim, n_classes=layout.n_classes)
     return dataclasses.replace(cfg, model=model), datasets, layout
