@@ -176,3 +176,14 @@ def test_identity_loss_option_is_logged(tmp_path, celeba_like):
     Trainer(cfg, datasets=[celeba_like]).fit()
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert "G/id" in records[1]
+
+
+def test_tensorboard_mirrors_the_metrics(tmp_path, celeba_like):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = Trainer(tiny_config(tmp_path, tensorboard=True), datasets=[celeba_like])
+    trainer.fit()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert {"D/loss", "G/rec", "lr/g"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("D/loss")] == [1, 2, 3, 4, 5, 6]
