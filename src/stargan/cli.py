@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import signal
 import sys
 import typing
@@ -133,23 +132,6 @@ def _apply_override(d: dict[str, Any], item: str) -> None:
     node[last] = value
 
 
-def _parse_assignments(items: Sequence[str], what: str) -> dict[str, float]:
-    """['Blond_Hair=1,Male=0'] -> {'Blond_Hair': 1.0, 'Male': 0.0}; a bare name means 1."""
-    out: dict[str, float] = {}
-    for item in items:
-        for part in filter(None, item.split(",")):
-            name, _, value = part.partition("=")
-            try:
-                out[name.strip()] = float(value) if value else 1.0
-            except ValueError:
-                raise ConfigError(
-                    f"{what} {part!r}: value must be a number, e.g. {name}=1"
-                ) from None
-            if not math.isfinite(out[name.strip()]):
-                raise ConfigError(f"{what} {part!r}: value must be a finite number")
-    return out
-
-
 # Commands.
 
 
@@ -226,7 +208,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         args.input,
         args.out,
         targets,
-        source=_parse_assignments(args.source or [], "--source") or None,
+        source=inference.parse_target(args.source or [], model.layout, "--source") or None,
         grid=args.grid,
         strip=strip,
         face_crop=args.face_crop,

@@ -356,7 +356,7 @@ def parse_target(
                         raise LabelError(
                             f"{what} {part!r}: {raw!r} is neither a number nor a class name"
                             + (f" ({', '.join(classes)})" if classes else "")
-                            + f"; write e.g. {name}=1"
+                            + f"; the value must be a number, e.g. {name}=1"
                         ) from None
                     name, value = raw, 1.0
             if not math.isfinite(value):

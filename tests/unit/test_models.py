@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -107,15 +109,7 @@ def test_invalid_model_config_is_explained():
 
 
 def test_residual_generator_starts_as_the_identity_and_learns():
-    cfg = ModelConfig(
-        image_size=16,
-        c_dim=5,
-        n_classes=5,
-        g_conv_dim=8,
-        g_repeat_num=1,
-        d_repeat_num=3,
-        g_output="residual",
-    )
+    cfg = dataclasses.replace(_tiny(), g_output="residual")
     g = build_generator(cfg)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert torch.equal(g(x, torch.rand(2, 5)), x)
@@ -124,15 +118,7 @@ def test_residual_generator_starts_as_the_identity_and_learns():
 
 
 def test_mask_generator_starts_close_to_the_identity():
-    cfg = ModelConfig(
-        image_size=16,
-        c_dim=5,
-        n_classes=5,
-        g_conv_dim=8,
-        g_repeat_num=1,
-        d_repeat_num=3,
-        g_output="mask",
-    )
+    cfg = dataclasses.replace(_tiny(), g_output="mask")
     torch.manual_seed(0)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     y = build_generator(cfg)(x, torch.rand(2, 5))
