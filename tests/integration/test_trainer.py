@@ -144,6 +144,32 @@ def test_joint_training_runs_with_mask(tmp_path, celeba_like, rafd_like):
     assert {"0:D/cls", "1:D/cls", "0:G/rec", "1:G/rec"} <= rec.keys()
 
 
+@pytest.mark.parametrize("k", [0, 1])
+def test_joint_classification_ignores_the_other_datasets_logits(
+    tmp_path, celeba_like, rafd_like, k
+):
+    """On dataset k's batch, D's and G's classification losses see only k's slice of the
+    logits: the gradient reaching every other dataset's logits is exactly zero."""
+    trainer = Trainer(tiny_config(tmp_path, n_data=2), datasets=[celeba_like, rafd_like])
+    forward, grads = trainer.D.forward, []
+
+    def spying_forward(x):
+        src, cls = forward(x)
+        if cls.requires_grad:
+            cls.register_hook(lambda g: grads.append(g.detach().clone()))
+        return src, cls
+
+    trainer.D.forward = spying_forward
+    x, label = (celeba_like, rafd_like)[k].images[:4], (celeba_like, rafd_like)[k].labels[:4]
+    trainer.train_step(k, x, label, update_g=True)
+    own = torch.zeros(trainer.cfg.model.n_classes, dtype=torch.bool)
+    own[trainer.layout.slice(k)] = True
+    assert len(grads) == 2  # the D step's real/fake forward and the G step's
+    for g in grads:
+        assert torch.count_nonzero(g[:, ~own]) == 0
+        assert torch.count_nonzero(g[:, own]) > 0
+
+
 def test_non_finite_gradient_is_caught(tmp_path, celeba_like, monkeypatch):
     trainer = Trainer(tiny_config(tmp_path), datasets=[celeba_like])
     before = {k: v.clone() for k, v in _weights(trainer).items()}
