@@ -193,7 +193,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     if args.size is not None and args.size < 1:
         raise ConfigError(f"--size must be a positive number of pixels, got {args.size}")
-    model = inference.load(args.model, args.device)
+    model = inference.load(args.model, args.device, args.backend)
     targets = [inference.parse_target([t], model.layout, "--target") for t in args.target or []]
     if args.set:
         targets.append(inference.parse_target(args.set, model.layout, "--set"))
@@ -250,6 +250,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     print(f"serving {model.path} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     uvicorn.run(create_app(model, limits=limits), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from stargan.export import export_model
+
+    out = export_model(args.model, args.out, args.format, opset=args.opset)
+    print(f"wrote {out}; translate with: stargan translate --model {out} --input IMAGES --out DIR")
     return 0
 
 
@@ -347,6 +355,9 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from stargan import inference
+    from stargan.export import EXPORT_FORMATS, ONNX_OPSET
+
     p = argparse.ArgumentParser(
         prog="stargan",
         description="StarGAN: multi-domain image-to-image translation (Choi et al., CVPR 2018).",
@@ -441,7 +452,31 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--size", type=int, help="resize outputs to SIZE x SIZE pixels")
     tr.add_argument("--grid", action="store_true", help="also write grid.FORMAT (inputs x targets)")
     tr.add_argument("--device", default="cpu")
+    tr.add_argument(
+        "--backend",
+        choices=inference.BACKENDS,
+        default="auto",
+        help="who computes G: torch, or onnx (ONNX Runtime, for files from `stargan export`); "
+        "default auto: onnx for .onnx files",
+    )
     tr.set_defaults(func=cmd_translate)
+
+    ex = sub.add_parser(
+        "export",
+        help="export the generator for another runtime (ONNX)",
+        description="Export G with a dynamic batch axis; inputs image [N, 3, S, S] in [-1, 1] "
+        "and labels [N, c_dim], output [N, 3, S, S]. The label names and model config go into "
+        "the file's metadata, so `stargan translate --model G.onnx` needs nothing else. The "
+        "export is checked against PyTorch with ONNX Runtime before it is written "
+        "(pip install 'stargan[onnx]').",
+    )
+    ex.add_argument(
+        "--model", help="model file (default: the packaged SynthFaces model, when installed)"
+    )
+    ex.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default onnx")
+    ex.add_argument("--out", required=True, help="file to write, e.g. G.onnx")
+    ex.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"default {ONNX_OPSET}")
+    ex.set_defaults(func=cmd_export)
 
     sv = sub.add_parser(
         "serve",

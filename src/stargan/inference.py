@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
 
-from stargan.config import ModelConfig
+from stargan.config import ConfigError, ModelConfig
 from stargan.data.io import preprocess, to_tensor
 from stargan.data.labels import LabelError, LabelLayout, sample_targets, set_target
 from stargan.models import Discriminator, Generator, build_discriminator, build_generator
@@ -32,6 +33,19 @@ Source = Targets | Sequence[torch.Tensor] | None
 [N, n_k] per image (as :meth:`StarGAN.infer_labels` returns), or None (infer with D's
 classifier when the file keeps it, otherwise binary labels start at 0)."""
 
+Backend = Literal["auto", "torch", "onnx"]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+"""Who computes G: PyTorch (model files) or ONNX Runtime (files from ``stargan export``);
+'auto' picks by the file name (``.onnx`` -> ONNX Runtime)."""
+
+
+class ImageGenerator(Protocol):
+    """What translation needs of G: (x [N, 3, S, S], c [N, c_dim]) -> [N, 3, S, S]. The
+    PyTorch :class:`Generator` is one; :class:`stargan.export.OnnxGenerator` another."""
+
+    def __call__(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor: ...
+
+
 PACKAGED_MODEL = Path(__file__).parent / "assets" / "synthfaces-32.safetensors"
 """The small SynthFaces model shipped with the package: the default ``--model``."""
 
@@ -41,7 +55,7 @@ class StarGAN:
     """A trained generator with the label names it was trained on, and optionally D (whose
     classifier tells an image's current labels when the user does not give them)."""
 
-    generator: Generator
+    generator: ImageGenerator
     config: ModelConfig
     layout: LabelLayout
     path: Path
@@ -50,7 +64,10 @@ class StarGAN:
 
     @property
     def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
+        """Where G's inputs go (ONNX Runtime takes them from the CPU)."""
+        if isinstance(self.generator, torch.nn.Module):
+            return next(self.generator.parameters()).device
+        return getattr(self.generator, "device", torch.device("cpu"))
 
     @property
     def label_names(self) -> list[str]:
@@ -207,22 +224,34 @@ class StarGAN:
         return torch.stack(steps, dim=1)
 
 
-def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> StarGAN:
+def load(
+    path: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    backend: Backend = "auto",
+) -> StarGAN:
     """Load a model file written by training (``model.safetensors``) or ``stargan
-    import-official``; None loads the packaged SynthFaces model. D comes along when the file
-    keeps it (then :attr:`StarGAN.has_classifier`)."""
+    import-official``, or an ONNX file written by ``stargan export`` (G then runs in ONNX
+    Runtime; see :mod:`stargan.export`); None loads the packaged SynthFaces model. D comes
+    along when the file keeps it (then :attr:`StarGAN.has_classifier`).
+
+    Example:
+        >>> load("G.onnx").translate(x, {"Male": 1}, source={"Male": 0})   # doctest: +SKIP
+    """
     path = resolve_model_path(path)
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    is_onnx = path.suffix.lower() == ".onnx"
+    if backend == "onnx" or (backend == "auto" and is_onnx):
+        if not is_onnx:
+            raise ConfigError(
+                f"the onnx backend runs files written by `stargan export`, not {path}; export "
+                f"it first: stargan export --model {path} --format onnx --out G.onnx"
+            )
+        from stargan.export import load_onnx
+
+        return load_onnx(path, device)
     tensors, meta = ckpt.load_tensors(path, ckpt.MODEL_FORMAT)
-    try:
-        config = ModelConfig(**json.loads(meta["model_config"]))
-        layout = LabelLayout.from_dict(json.loads(meta["labels"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise ckpt.CheckpointError(f"{path}: missing or malformed model metadata ({e})") from None
-    if (layout.c_dim, layout.n_classes) != (config.c_dim, config.n_classes):
-        raise ckpt.CheckpointError(
-            f"{path}: its labels need c_dim={layout.c_dim}, n_classes={layout.n_classes} but "
-            f"the model config says c_dim={config.c_dim}, n_classes={config.n_classes}"
-        )
+    config, layout, step = parse_model_metadata(path, meta)
     generator = build_generator(config)
     ckpt.load_module_weights(generator, tensors, "G.", path)
     generator.to(device)
@@ -231,8 +260,36 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
         discriminator = build_discriminator(config)
         ckpt.load_module_weights(discriminator, tensors, "D.", path)
         discriminator.to(device).eval()
-    step = int(meta["step"]) if "step" in meta else None
     return StarGAN(generator, config, layout, path, step, discriminator)
+
+
+def model_metadata(model: StarGAN) -> dict[str, str]:
+    """The metadata that makes a model file self-contained: config, label names, step."""
+    meta = {
+        "model_config": json.dumps(asdict(model.config)),
+        "labels": json.dumps(model.layout.to_dict()),
+    }
+    if model.step is not None:
+        meta["step"] = str(model.step)
+    return meta
+
+
+def parse_model_metadata(
+    path: Path, meta: Mapping[str, str]
+) -> tuple[ModelConfig, LabelLayout, int | None]:
+    """(config, labels, step) from a model file's metadata, checked against each other."""
+    try:
+        config = ModelConfig(**json.loads(meta["model_config"]))
+        layout = LabelLayout.from_dict(json.loads(meta["labels"]))
+        step = int(meta["step"]) if "step" in meta else None
+    except (KeyError, TypeError, ValueError) as e:
+        raise ckpt.CheckpointError(f"{path}: missing or malformed model metadata ({e})") from None
+    if (layout.c_dim, layout.n_classes) != (config.c_dim, config.n_classes):
+        raise ckpt.CheckpointError(
+            f"{path}: its labels need c_dim={layout.c_dim}, n_classes={layout.n_classes} but "
+            f"the model config says c_dim={config.c_dim}, n_classes={config.n_classes}"
+        )
+    return config, layout, step
 
 
 def resolve_model_path(path: str | Path | None) -> Path:
