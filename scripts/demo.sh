@@ -7,6 +7,9 @@ bash scripts/setup.sh
 run=runs/demo
 .venv/bin/stargan train --preset synth-demo --out "$run" --resume "$@"
 .venv/bin/stargan sample --model "$run/model.safetensors" --out "$run/test-grid.png"
+# Scored by the judge classifier shipped for SynthFaces 32 px (docs/evaluation.md).
+.venv/bin/stargan evaluate --run "$run" --num 500
 echo
-echo "Look at: $run/test-grid.png (test faces: input, then one column per target attribute)"
+echo "Look at: $run/report.html (accuracy, ground-truth PSNR beside doing nothing, grids, curves)"
+echo "         $run/test-grid.png (test faces: input, then one column per target attribute)"
 echo "         $run/samples/ (grids during training), $run/metrics.jsonl (losses)"

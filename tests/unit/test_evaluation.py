@@ -34,6 +34,7 @@ from stargan.evaluation import (
     psnr_from_mse,
     quick_eval,
     save_judge,
+    shipped_judge,
     target_hits,
     train_classifier,
     translation_grid,
@@ -500,3 +501,28 @@ def test_public_api_is_complete_and_lazy():
         assert getattr(evaluation, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = evaluation.nope
+
+
+def test_shipped_judge_is_found_by_labels_and_size(tmp_path):
+    joint = _layout(BINARY, CATEGORICAL)
+    save_judge(
+        Judge(JudgeConfig(image_size=SIZE, width=2, blocks=(1,)), joint),
+        tmp_path / "judge-a.safetensors",
+    )
+    assert shipped_judge(_layout(CATEGORICAL), SIZE, tmp_path) == tmp_path / "judge-a.safetensors"
+    assert shipped_judge(joint, SIZE, tmp_path) == tmp_path / "judge-a.safetensors"
+    assert shipped_judge(_layout(CATEGORICAL), 2 * SIZE, tmp_path) is None
+    other = LabelSpec(("Black_Hair", "Blond_Hair"), "binary")
+    assert shipped_judge(_layout(other), SIZE, tmp_path) is None
+
+
+def test_the_package_ships_a_judge_for_the_demo():
+    from stargan.data.synthetic import SynthFaces
+    from stargan.presets import get_preset
+
+    cfg = get_preset("synth-demo")
+    spec = SynthFaces("celeba", size=16, n=1).label_spec
+    path = shipped_judge(LabelLayout((spec,)), cfg.model.image_size)
+    assert path is not None
+    judge = load_judge(path)
+    assert max(judge.info["held_out"][0]["error"].values()) <= 1.0

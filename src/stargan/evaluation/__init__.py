@@ -21,7 +21,7 @@ _EXPORTS = {
     "classifier": (
         "JUDGE_FORMAT", "ErrorCounts", "EvaluationError", "Judge", "JudgeConfig",
         "JudgeTrainConfig", "decisions", "holdout_split", "judge_error", "load_judge",
-        "save_judge", "train_classifier",
+        "save_judge", "shipped_judge", "train_classifier",
     ),
     "metrics": (
         "PIXEL_TOLERANCE", "PeriodicEvaluation", "PixelStats", "eval_targets",
@@ -57,6 +57,7 @@ __all__ = [
     "psnr_from_mse",
     "quick_eval",
     "save_judge",
+    "shipped_judge",
     "target_hits",
     "train_classifier",
     "translation_grid",
@@ -90,6 +91,7 @@ if TYPE_CHECKING:
         judge_error,
         load_judge,
         save_judge,
+        shipped_judge,
         train_classifier,
     )
     from stargan.evaluation.metrics import (

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -467,3 +468,30 @@ def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
     ckpt.load_module_weights(judge, tensors, "", path)
     judge.info = info
     return judge.to(device).eval()
+
+
+SHIPPED_JUDGES = Path(__file__).resolve().parent.parent / "assets"
+"""Judges shipped in the package (``judge-*.safetensors``), trained on SynthFaces by the
+commands in docs/results.md, so the demo and SynthFaces runs can be evaluated at once."""
+
+
+def shipped_judge(
+    layout: LabelLayout, image_size: int, folder: Path = SHIPPED_JUDGES
+) -> Path | None:
+    """The shipped judge that can score every dataset of ``layout`` at ``image_size``, or None.
+
+    Example:
+        >>> shipped_judge(LabelLayout((LabelSpec(("x",), "binary"),)), 32) is None
+        True
+    """
+    for path in sorted(folder.glob("judge-*.safetensors")):
+        with safe_open(str(path), "pt") as f:  # the header only: no tensor is read
+            meta = f.metadata() or {}
+        try:
+            size = json.loads(meta["config"])["image_size"]
+            specs = LabelLayout.from_dict(json.loads(meta["labels"])).specs
+        except (KeyError, TypeError, ValueError) as e:
+            raise ckpt.CheckpointError(f"{path}: malformed judge metadata ({e})") from None
+        if size == image_size and all(s in specs for s in layout.specs):
+            return path
+    return None

@@ -13,9 +13,12 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stargan.config import DataConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from stargan.data.labels import LabelLayout
 
 EXIT_USER_ERROR = 2
 RUN_JUDGE = "judge.safetensors"
@@ -192,13 +195,17 @@ def _print_held_out(reports: list[dict[str, Any]]) -> None:
         )
 
 
-def _resolve_judge(args: argparse.Namespace, run_dir: Path, cfg: TrainConfig) -> Any:
-    """--judge, else the run's cached judge, else one trained now (and cached)."""
+def _resolve_judge(
+    args: argparse.Namespace, run_dir: Path, cfg: TrainConfig, layout: LabelLayout
+) -> Any:
+    """--judge, else the run's cached judge, else a shipped judge for the run's labels and
+    size, else one trained now (and cached)."""
     from stargan.evaluation.classifier import (
         JudgeConfig,
         JudgeTrainConfig,
         load_judge,
         save_judge,
+        shipped_judge,
         train_classifier,
     )
 
@@ -206,6 +213,10 @@ def _resolve_judge(args: argparse.Namespace, run_dir: Path, cfg: TrainConfig) ->
     if args.judge or path.is_file():
         return load_judge(path, args.device), path
     size = cfg.model.image_size
+    shipped = shipped_judge(layout, size)
+    if shipped is not None:
+        print(f"judge: {shipped} (shipped with stargan)", file=sys.stderr)
+        return load_judge(shipped, args.device), shipped
     print(
         f"no judge given and none at {path}: training one ({args.judge_epochs} epochs, "
         f"{size} px) on the train split; it will be cached there",
@@ -238,7 +249,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     cfg = _run_config(args.run)
     model = inference.load(run_dir / "model.safetensors", args.device)
-    judge, judge_path = _resolve_judge(args, run_dir, cfg)
+    judge, judge_path = _resolve_judge(args, run_dir, cfg, model.layout)
     evaluations, grids, skipped = [], [], {}
     for k, dcfg in enumerate(_with_roots(list(cfg.data), args.root)):
         try:
