@@ -203,6 +203,12 @@ class Trainer:
         self._fixed_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._prepare_run_folder(resume, overwrite)
         distributed.check_same_value(self.dist, "the step to resume from", self.step)
+        # The forwards whose backward updates a net go through these: DDP wrappers under
+        # torchrun (gradients averaged over ranks during backward), else G and D themselves.
+        # Everything else (checkpoints, samples, evaluation, G's pass through D) uses the bare
+        # modules, so parameter names never gain a "module." prefix.
+        self.G_train = distributed.wrap(self.dist, self.G)
+        self.D_train = distributed.wrap(self.dist, self.D)
 
     def _periodic_evaluation(self) -> Callable[[Trainer, int], dict[str, float]]:
         from stargan.evaluation import PeriodicEvaluation, load_judge
@@ -453,8 +459,8 @@ class Trainer:
         # Update D on real, fake and interpolated images. G's graph is kept only when G is
         # updated this iteration: its step then reuses this very translation (G is unchanged).
         with torch.set_grad_enabled(update_g):
-            x_fake = self.G(x_real, c_trg)
-        src, cls = self.D(torch.cat([x_real, x_fake.detach()]))
+            x_fake = self.G_train(x_real, c_trg)
+        src, cls = self.D_train(torch.cat([x_real, x_fake.detach()]))
         src_real, src_fake = src[:n], src[n:]
         terms = {
             "D/adv": losses.d_adversarial_loss(lc.adversarial, src_real, src_fake),
@@ -463,7 +469,7 @@ class Trainer:
         d_loss = terms["D/adv"] + lc.lambda_cls * terms["D/cls"]
         if lc.adversarial == "wgan-gp":
             x_hat = losses.interpolate(x_real, x_fake, alpha.to(self.device))
-            terms["D/gp"] = losses.gradient_penalty(self.D(x_hat)[0], x_hat)
+            terms["D/gp"] = losses.gradient_penalty(self.D_train(x_hat)[0], x_hat)
             d_loss = d_loss + lc.lambda_gp * terms["D/gp"]
         terms["D/loss"] = d_loss
         metrics = distributed.average_scalars(self.dist, terms)
@@ -471,11 +477,12 @@ class Trainer:
         if not update_g:
             return metrics
 
-        # Update G through the updated D; D's weights need no gradients here.
+        # Update G through the updated D; D's weights need no gradients here, so the bare D
+        # (no DDP bookkeeping for a pass that updates nothing of D).
         self.D.requires_grad_(False)
         try:
             src_fake, cls_fake = self.D(x_fake)
-            x_rec = self.G(x_fake, c_org)
+            x_rec = self.G_train(x_fake, c_org)
             terms = {
                 "G/adv": losses.g_adversarial_loss(lc.adversarial, src_fake),
                 "G/cls": losses.classification_loss(spec.kind, cls_fake[:, part], label_trg),
@@ -485,7 +492,7 @@ class Trainer:
                 terms["G/adv"] + lc.lambda_cls * terms["G/cls"] + lc.lambda_rec * terms["G/rec"]
             )
             if lc.lambda_id:
-                terms["G/id"] = losses.reconstruction_loss(x_real, self.G(x_real, c_org))
+                terms["G/id"] = losses.reconstruction_loss(x_real, self.G_train(x_real, c_org))
                 g_loss = g_loss + lc.lambda_id * terms["G/id"]
             terms["G/loss"] = g_loss
             g_metrics = distributed.average_scalars(self.dist, terms)
@@ -508,8 +515,7 @@ class Trainer:
         bad = [f"loss term {k} is {v}" for k, v in metrics.items() if not math.isfinite(v)]
         opt.zero_grad(set_to_none=True)
         if not bad:
-            loss.backward()
-            distributed.average_gradients(self.dist, net.parameters())
+            loss.backward()  # under torchrun DDP has averaged the gradients when this returns
             grads = [p.grad for p in net.parameters() if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads).item()
             if not math.isfinite(norm):
