@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -31,6 +32,53 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.main(x)
+
+
+class SmallMapConv2d(nn.Conv2d):
+    """nn.Conv2d (same parameters, names, initialisation and results) that computes a small
+    output map from long patches as one matrix product over the unfolded input, on the CPU.
+
+    Why: D's last strided convs hold most of its weights (1024 x 2048 x 4 x 4 at 128 px) and
+    produce maps of 2 x 2 or 4 x 4 pixels. oneDNN's CPU kernels handle that shape badly: on one
+    thread the 2 x 2 layer's part of a D update took about 4x as long as the same arithmetic
+    as one GEMM, the 4 x 4 layer's about 2x. Larger maps or shorter patches are faster as
+    convolutions, so only a map of at most ``max_positions`` pixels whose patches (C_in x kh x
+    kw) hold at least ``min_patch`` values takes the GEMM path; elsewhere (other devices,
+    groups, other padding modes) this is exactly nn.Conv2d. Measurements and commands:
+    docs/performance.md.
+    """
+
+    max_positions = 16
+    min_patch = 4096
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.device.type != "cpu"
+            or x.dim() != 4
+            or self.groups != 1
+            or self.padding_mode != "zeros"
+            or isinstance(self.padding, str)
+            or self.weight[0].numel() < self.min_patch
+        ):
+            return super().forward(x)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+        )
+        ho = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        wo = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if ho * wo > self.max_positions:
+            return super().forward(x)
+        n = x.shape[0]
+        cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+        # [N, C_in*kh*kw, L] -> one GEMM [N*L, C_in*kh*kw] @ [C_in*kh*kw, C_out].
+        rows = cols.transpose(1, 2).reshape(n * ho * wo, -1)
+        out = rows @ self.weight.flatten(1).t()
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(n, ho * wo, -1).transpose(1, 2).reshape(n, -1, ho, wo)
 
 
 def check_images(x: torch.Tensor, image_size: int, who: str) -> None:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from stargan.config import ModelConfig
-from stargan.models.blocks import check_images
+from stargan.models.blocks import SmallMapConv2d, check_images
 
 
 class Discriminator(nn.Module):
@@ -25,9 +25,10 @@ class Discriminator(nn.Module):
         super().__init__()
         self.image_size = cfg.image_size
         dim = cfg.d_conv_dim
-        layers: list[nn.Module] = [nn.Conv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.01)]
+        # SmallMapConv2d is nn.Conv2d, computed as one GEMM where the map gets tiny (CPU).
+        layers: list[nn.Module] = [SmallMapConv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.01)]
         for _ in range(cfg.d_repeat_num - 1):
-            layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
+            layers += [SmallMapConv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
             dim *= 2
         self.main = nn.Sequential(*layers)
         final = cfg.image_size // 2**cfg.d_repeat_num
