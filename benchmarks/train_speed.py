@@ -1,25 +1,57 @@
-"""Seconds per training iteration for a preset, on random data of the preset's shape.
+"""Seconds per training iteration for a preset, on random data of the preset's shape: our
+Trainer's step against the official 2018 release's step structure (benchmarks/reference_step.py).
 
-    python benchmarks/train_speed.py --preset celeba-128 --iters 10
-    python benchmarks/train_speed.py --preset synth-demo --iters 50 --json out.json
+    taskset -c 1 python benchmarks/train_speed.py --preset celeba-128 --iters 10 --threads 1
+    python benchmarks/train_speed.py --preset celeba-128 --mode both --json out.json
+    python benchmarks/train_speed.py --preset synth-demo --iters 50 --mode ours
+    python benchmarks/train_speed.py --device cuda --bf16 --channels-last --cudnn-benchmark
 
 An iteration is one D update (and a G update every n_critic-th); we time whole n_critic
 cycles so the mean is the true average cost per iteration.
+
+--mode ours | reference: that step in this process (peak RSS is this process's).
+--mode both: the two steps side by side in this process, interleaved iteration by iteration
+  (ours first on even iterations, reference first on odd ones, so load drift on a shared
+  machine hits both alike), on the same seed, data and random draws: their loss terms must
+  agree to float rounding and the largest difference of each is printed. Peak RSS comes from
+  a fresh subprocess per mode (one warm-up cycle each), so each mode's figure is its own.
+
+FLOPs: after timing, one D-only and one D+G step are run under a dispatch-mode counter
+(torch.utils.flop_counter's formulas for convolutions and matrix products, gradient
+penalty's double backward included) and averaged over an n_critic cycle. Achieved GFLOP/s
+is that over s/iter; the machine's peak is the best of a few large fp32 matmuls timed in the
+same process (with --bf16 also bf16 ones, and the faster dtype is the ceiling).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import resource
+import subprocess
+import sys
 import tempfile
 import time
+import types
+from collections import Counter
+from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from stargan.config import RunConfig
+from stargan.data.labels import LabelSpec
+from stargan.models.blocks import SmallMapConv2d
 from stargan.presets import get_preset
 from stargan.training.trainer import Trainer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reference_step import reference_train_step
+
+MODES = ("ours", "reference")
 
 
 class RandomData(torch.utils.data.Dataset):
@@ -35,62 +67,274 @@ class RandomData(torch.utils.data.Dataset):
         return torch.rand(3, self.size, self.size, generator=g) * 2 - 1, label
 
 
+class FlopCount(TorchDispatchMode):
+    """FLOPs of convolutions and matrix products (forward, backward, double backward) run
+    while active. torch's FlopCounterMode has the same formulas but its module hooks break
+    autograd.grad, which the gradient penalty needs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_op: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, _types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.by_op[str(func._overloadpacket)] += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
+    cfg = get_preset(args.preset)
+    spec = LabelSpec(cfg.data[0].selected_attrs or ("a", "b", "c", "d", "e"), "binary")
+    size, batch = cfg.model.image_size, cfg.optim.batch_size
+    cfg = type(cfg)(
+        model=cfg.model,
+        loss=cfg.loss,
+        optim=cfg.optim,
+        data=cfg.data[:1],
+        run=RunConfig(
+            out_dir=str(Path(tmp) / mode), sample_every=0, save_every=10**9, device=args.device
+        ),
+    )
+    trainer = Trainer(cfg, datasets=[RandomData(spec, 4 * batch, size)])
+    if args.channels_last:
+        trainer.G.to(memory_format=torch.channels_last)
+        trainer.D.to(memory_format=torch.channels_last)
+    if mode == "reference":
+        trainer.train_step = types.MethodType(reference_train_step, trainer)
+    return trainer
+
+
+def autocast(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    if not args.bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16)
+
+
+def sync(args: argparse.Namespace) -> None:
+    if torch.device(args.device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed_iteration(args: argparse.Namespace, trainer: Trainer) -> tuple[float, dict]:
+    sync(args)
+    t0 = time.perf_counter()
+    with autocast(args):
+        metrics = trainer.train_iteration()
+    sync(args)
+    trainer.step += 1
+    return time.perf_counter() - t0, metrics
+
+
+def count_flops(args: argparse.Namespace, trainer: Trainer) -> dict[str, float]:
+    """FLOPs of one iteration, averaged over an n_critic cycle (its weights move on)."""
+    n_critic = trainer.cfg.optim.n_critic
+    x, label = trainer.streams[0].next()
+    counts = {}
+    for update_g in (False, True):
+        with FlopCount() as fc, autocast(args):
+            trainer.train_step(0, x, label, update_g, flip=trainer.cfg.data[0].flip)
+        counts[update_g] = fc
+    total = (n_critic - 1) * sum(counts[False].by_op.values()) + sum(counts[True].by_op.values())
+    return {
+        "gflop_d_only_iter": sum(counts[False].by_op.values()) / 1e9,
+        "gflop_d_and_g_iter": sum(counts[True].by_op.values()) / 1e9,
+        "gflop_per_iter": total / n_critic / 1e9,
+        "gflop_by_op_d_and_g_iter": {k: v / 1e9 for k, v in counts[True].by_op.items()},
+    }
+
+
+def peak_gflops(args: argparse.Namespace, dtype: torch.dtype) -> float:
+    """Best of ``--peak-reps`` square matmuls of side ``--peak-size``: the machine's ceiling."""
+    n = args.peak_size
+    a = torch.randn(n, n, device=args.device).to(dtype)
+    b = torch.randn(n, n, device=args.device).to(dtype)
+    a @ b  # warm-up
+    best = math.inf
+    for _ in range(args.peak_reps):
+        sync(args)
+        t0 = time.perf_counter()
+        a @ b
+        sync(args)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def summarise(trainer: Trainer, times: list[float], n_critic: int) -> dict[str, float]:
+    batch = trainer.cfg.optim.batch_size
+    d_only = [t for i, t in enumerate(times) if (i + 1) % n_critic]
+    with_g = [t for i, t in enumerate(times) if not (i + 1) % n_critic]
+    total = sum(times)
+    return {
+        "s_per_iter": total / len(times),
+        "images_per_s": batch * len(times) / total,
+        "s_per_d_only_iter": sum(d_only) / max(len(d_only), 1),
+        "s_per_d_and_g_iter": sum(with_g) / max(len(with_g), 1),
+    }
+
+
+def run(args: argparse.Namespace, modes: tuple[str, ...]) -> dict:
+    """Warm up, then time ``args.iters`` iterations of each mode, interleaved; losses kept."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {m: make_trainer(args, m, tmp) for m in modes}
+        n_critic = next(iter(trainers.values())).cfg.optim.n_critic
+        iters = -(-args.iters // n_critic) * n_critic
+        warmup = n_critic if args.warmup is None else args.warmup
+        for _ in range(warmup):
+            for trainer in trainers.values():
+                timed_iteration(args, trainer)
+        times = {m: [] for m in modes}
+        losses = {m: [] for m in modes}
+        for i in range(iters):
+            order = modes if i % 2 == 0 else modes[::-1]
+            for m in order:
+                dt, metrics = timed_iteration(args, trainers[m])
+                times[m].append(dt)
+                losses[m].append({k: v for k, v in metrics.items() if not k.startswith("lr/")})
+        rss = peak_rss_mib()
+        out = {"iterations": iters, "warmup": warmup, "modes": {}}
+        for m, trainer in trainers.items():
+            out["modes"][m] = summarise(trainer, times[m], n_critic)
+            out["modes"][m]["losses"] = losses[m]
+            if len(modes) == 1:
+                out["modes"][m]["peak_rss_mib"] = rss
+                if torch.device(args.device).type == "cuda":
+                    out["modes"][m]["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        if args.flops:
+            for m, trainer in trainers.items():
+                out["modes"][m] |= count_flops(args, trainer)
+    return out
+
+
+def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
+    """Peak memory of ``mode`` alone: a fresh process runs one n_critic cycle of it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rss.json"
+        cmd = [sys.executable, __file__, "--mode", mode, "--preset", args.preset]
+        cmd += ["--threads", str(args.threads), "--device", args.device]
+        cmd += [
+            flag
+            for flag in ("--bf16", "--channels-last", "--cudnn-benchmark", "--plain-convs")
+            if getattr(args, flag[2:].replace("-", "_"))
+        ]
+        cmd += ["--warmup", "0", "--iters", "1", "--no-flops", "--peak-reps", "0"]
+        cmd += ["--json", str(out)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        result = json.loads(out.read_text())["modes"][mode]
+    return {k: result[k] for k in ("peak_rss_mib", "peak_cuda_mib") if k in result}
+
+
+def loss_differences(ours: list[dict], ref: list[dict]) -> dict[str, float]:
+    names = sorted({k for m in ours for k in m} & {k for m in ref for k in m})
+    return {
+        name: max(abs(a[name] - b[name]) for a, b in zip(ours, ref, strict=True) if name in a)
+        for name in names
+    }
+
+
+def print_table(result: dict) -> None:
+    cols = [
+        ("s/iter", "s_per_iter", "{:.3f}"),
+        ("img/s", "images_per_s", "{:.2f}"),
+        ("s/D iter", "s_per_d_only_iter", "{:.3f}"),
+        ("s/D+G iter", "s_per_d_and_g_iter", "{:.3f}"),
+        ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
+        ("peak CUDA MiB", "peak_cuda_mib", "{:.0f}"),
+        ("GFLOP/iter", "gflop_per_iter", "{:.1f}"),
+        ("GFLOP/s", "achieved_gflops", "{:.1f}"),
+        ("% of peak", "percent_of_peak", "{:.1f}"),
+    ]
+    modes = result["modes"]
+    cols = [c for c in cols if any(c[1] in r for r in modes.values())]
+    print(f"{'mode':10s}" + "".join(f"{title:>15s}" for title, _, _ in cols))
+    for m, r in modes.items():
+        cells = [fmt.format(r[key]) if key in r else "-" for _, key, fmt in cols]
+        print(f"{m:10s}" + "".join(f"{c:>15s}" for c in cells))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--preset", default="celeba-128")
+    p.add_argument("--mode", choices=[*MODES, "both"], default="ours")
     p.add_argument(
         "--iters", type=int, default=10, help="timed iterations (rounded up to n_critic)"
     )
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations (default n_critic)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast around each iteration")
+    p.add_argument("--channels-last", action="store_true", help="G and D in channels_last")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
+    p.add_argument(
+        "--plain-convs",
+        action="store_true",
+        help="compute D's tiny-map convs with nn.Conv2d too (SmallMapConv2d's GEMM path off), "
+        "to measure what that path gains",
+    )
+    p.add_argument("--no-flops", dest="flops", action="store_false", help="skip FLOP counting")
+    p.add_argument("--peak-size", type=int, default=4096, help="side of the peak-FLOP/s matmul")
+    p.add_argument("--peak-reps", type=int, default=3, help="its repetitions (0: skip)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    if args.plain_convs:
+        SmallMapConv2d.max_positions = 0
 
-    from stargan.data.labels import LabelSpec
-
-    cfg = get_preset(args.preset)
-    spec = LabelSpec(cfg.data[0].selected_attrs or ("a", "b", "c", "d", "e"), "binary")
-    size, batch, n_critic = cfg.model.image_size, cfg.optim.batch_size, cfg.optim.n_critic
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = type(cfg)(
-            model=cfg.model,
-            loss=cfg.loss,
-            optim=cfg.optim,
-            data=cfg.data[:1],
-            run=RunConfig(out_dir=tmp, sample_every=0, save_every=10**9),
-        )
-        trainer = Trainer(cfg, datasets=[RandomData(spec, 4 * batch, size)])
-        iters = -(-args.iters // n_critic) * n_critic
-        warmup = n_critic if args.warmup is None else args.warmup
-        for _ in range(warmup):
-            trainer.train_iteration()
-            trainer.step += 1
-        d_only, with_g = [], []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            trainer.train_iteration()
-            (with_g if (trainer.step + 1) % n_critic == 0 else d_only).append(
-                time.perf_counter() - t0
-            )
-            trainer.step += 1
-    total = sum(d_only) + sum(with_g)
+    modes = MODES if args.mode == "both" else (args.mode,)
     result = {
         "preset": args.preset,
-        "image_size": size,
-        "batch_size": batch,
+        "device": args.device,
         "threads": torch.get_num_threads(),
-        "iterations": iters,
-        "s_per_iter": total / iters,
-        "images_per_s": batch * iters / total,
-        "s_per_d_only_iter": sum(d_only) / max(len(d_only), 1),
-        "s_per_d_and_g_iter": sum(with_g) / max(len(with_g), 1),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "bf16": args.bf16,
+        "channels_last": args.channels_last,
+        "plain_convs": args.plain_convs,
+        "batch_size": get_preset(args.preset).optim.batch_size,
+        "image_size": get_preset(args.preset).model.image_size,
+        **run(args, modes),
     }
-    width = max(map(len, result))
-    for k, v in result.items():
-        print(f"{k:{width}s}  {v:.4f}" if isinstance(v, float) else f"{k:{width}s}  {v}")
+    if args.mode == "both":
+        for m in modes:
+            result["modes"][m] |= rss_in_subprocess(args, m)
+        ours, ref = result["modes"]["ours"], result["modes"]["reference"]
+        result["speedup"] = ref["s_per_iter"] / ours["s_per_iter"]
+        result["max_abs_loss_diff"] = loss_differences(ours["losses"], ref["losses"])
+    if args.peak_reps:
+        result["peak_gflops_fp32"] = peak_gflops(args, torch.float32)
+        if args.bf16:
+            result["peak_gflops_bf16"] = peak_gflops(args, torch.bfloat16)
+        # The ceiling is the faster of the two (CPUs without bf16 units run bf16 slower).
+        peak = max(result["peak_gflops_fp32"], result.get("peak_gflops_bf16", 0.0))
+        for r in result["modes"].values():
+            if "gflop_per_iter" in r:
+                r["achieved_gflops"] = r["gflop_per_iter"] / r["s_per_iter"]
+                r["percent_of_peak"] = 100 * r["achieved_gflops"] / peak
+
+    print(
+        f"{args.preset}: {result['image_size']} px, batch {result['batch_size']}, "
+        f"{result['iterations']} timed iterations after {result['warmup']} warm-up, "
+        f"device {args.device}, {result['threads']} thread(s)"
+        + (", bf16 autocast" if args.bf16 else "")
+        + (", channels_last" if args.channels_last else "")
+        + (", plain convs (no GEMM path)" if args.plain_convs else "")
+    )
+    print_table(result)
+    if "peak_gflops_fp32" in result:
+        print(f"machine peak: {result['peak_gflops_fp32']:.1f} GFLOP/s fp32 matmul", end="")
+        bf16 = result.get("peak_gflops_bf16")
+        print(f", {bf16:.1f} GFLOP/s bf16" if bf16 else "")
+    if "speedup" in result:
+        print(f"speedup of ours over reference: {result['speedup']:.2f}x")
+        print("max |ours - reference| of each loss term over the timed iterations:")
+        for name, diff in result["max_abs_loss_diff"].items():
+            print(f"  {name:8s} {diff:.3g}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -1,0 +1,41 @@
+"""benchmarks/train_speed.py: the reference (official 2018) step computes the same losses as
+our Trainer's step from the same seed, and counts the extra work it does."""
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def train_speed():
+    spec = importlib.util.spec_from_file_location("train_speed", BENCHMARKS / "train_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    sys.path.remove(str(BENCHMARKS))  # the script puts its folder first for reference_step
+
+
+def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
+    args = argparse.Namespace(
+        preset="synth-tiny",
+        iters=5,  # one n_critic cycle: four D-only iterations and one with G
+        warmup=2,
+        device="cpu",
+        bf16=False,
+        channels_last=False,
+        flops=True,
+    )
+    result = train_speed.run(args, train_speed.MODES)
+    ours, ref = result["modes"]["ours"], result["modes"]["reference"]
+    diffs = train_speed.loss_differences(ours["losses"], ref["losses"])
+    assert {"D/adv", "D/cls", "D/gp", "G/adv", "G/cls", "G/rec", "G/loss"} <= diffs.keys()
+    assert max(diffs.values()) < 1e-4
+    # About the same D-only work (ours also back-propagates through the class head on the
+    # fakes, zeros); with G the reference translates again and computes D's gradients.
+    assert ref["gflop_d_only_iter"] == pytest.approx(ours["gflop_d_only_iter"], rel=1e-3)
+    assert ref["gflop_d_and_g_iter"] > 1.1 * ours["gflop_d_and_g_iter"]
