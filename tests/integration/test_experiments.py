@@ -1,6 +1,7 @@
 """The experiment scripts under experiments/ run end to end on tiny models."""
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -77,3 +78,26 @@ def test_joint_vs_single_runs_on_tiny_models(tmp_path):
         assert set(rec["per_expression_accuracy"]) == set(EXPRESSIONS.names)
         assert math.isfinite(rec["gt_psnr"]) and rec["do_nothing_gt_psnr"] == base
         assert set(rec["celeba_attribute_flips"]) == set(FACES.names)
+
+
+def _fake_run(folder: Path, accuracy: float, psnr: float) -> Path:
+    folder.mkdir()
+    overall = {"accuracy": accuracy, "gt_psnr": psnr, "do_nothing_gt_psnr": 19.5, "rec_l1": 0.05}
+    summary = {"summary": {"overall": overall}}
+    (folder / "results.json").write_text(json.dumps({"evaluations": [summary]}))
+    lines = [
+        {"step": 10, "time/train_s": 60.0, "eval/accuracy": accuracy / 2, "eval/psnr": 18.0},
+        {"step": 20, "time/train_s": 120.0, "eval/accuracy": accuracy, "eval/psnr": psnr},
+    ]
+    (folder / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return folder
+
+
+def test_seed_table_reports_mean_and_std_and_plots(tmp_path):
+    table = _script("seed_table")
+    a = _fake_run(tmp_path / "a", 90.0, 22.0)
+    b = _fake_run(tmp_path / "b", 94.0, 24.0)
+    out = table.main(["--group", "demo", str(a), str(b), "--plot", str(tmp_path / "c.png")])
+    row = out["table"].splitlines()[-1]
+    assert row.startswith("| demo | 2 | 2.00 ± 0.00 | 92.00 ± 2.83 | 23.00 ± 1.41 |")
+    assert (tmp_path / "c.png").stat().st_size > 1000
