@@ -6,7 +6,8 @@ torch.compile (opt-in) and ONNX Runtime, at batch 1 and batched.
 
 Each backend runs ``--warmup`` untimed calls per batch size, then ``--reps`` timed ones; the
 table gives the median time per call and per image, and images/s. torch.compile's first
-calls (tracing and code generation, per batch size) are timed apart as its compile time; the
+calls (tracing and code generation, per batch size, with inductor's caches off so that
+every run compiles from scratch) are timed apart as its compile time; the
 ONNX export time is given too. Times are for G alone: image decoding and label inference
 (D) are not included.
 """
@@ -96,6 +97,10 @@ def main() -> None:
         rows.append(row("eager", n, time_calls(args, eager, x, c)))
 
     if args.compile:
+        from torch._inductor import config as inductor_config
+
+        # A cold compile, as a fresh install sees it: no code reused from earlier runs.
+        inductor_config.force_disable_caches = True
         compiled_g = torch.compile(g)
 
         def compiled(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

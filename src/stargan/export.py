@@ -33,7 +33,7 @@ from stargan.training.checkpoint import CheckpointError
 
 ONNX_FORMAT = "stargan-onnx/1"
 ONNX_OPSET = 18
-"""The ONNX opset written (torch's exporter targets 18; ONNX Runtime 1.16+ runs it)."""
+"""The ONNX opset written (torch's exporter targets 18; ONNX Runtime supports it since 1.14)."""
 INPUT_NAMES = ("image", "labels")  # [N, 3, S, S] in [-1, 1]; [N, c_dim]
 OUTPUT_NAME = "translated"  # [N, 3, S, S]
 EXPORT_FORMATS = ("onnx",)

@@ -34,7 +34,8 @@ def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
     ours, ref = result["modes"]["ours"], result["modes"]["reference"]
     diffs = train_speed.loss_differences(ours["losses"], ref["losses"])
     assert {"D/adv", "D/cls", "D/gp", "G/adv", "G/cls", "G/rec", "G/loss"} <= diffs.keys()
-    assert max(diffs.values()) < 1e-4
+    # The same numbers up to rounding (one D forward on real + fake, or two).
+    assert max(d["max_rel"] for d in diffs.values()) < 1e-5
     # About the same D-only work (ours also back-propagates through the class head on the
     # fakes, zeros); with G the reference translates again and computes D's gradients.
     assert ref["gflop_d_only_iter"] == pytest.approx(ours["gflop_d_only_iter"], rel=1e-3)
