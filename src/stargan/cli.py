@@ -558,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     from stargan.evaluation.cli import add_evaluate_parser
 
     add_evaluate_parser(sub)
+    from stargan.baselines.cli import add_baselines_parser
+
+    add_baselines_parser(sub)
     return p
 
 

@@ -1,0 +1,67 @@
+"""The paper's baselines (Table 3), trained and evaluated like StarGAN on the same data.
+
+- ``cyclegan``: two generators and two discriminators per pair neutral <-> expression
+  (:mod:`stargan.baselines.cyclegan`);
+- ``diat``: one generator and discriminator per direction neutral -> expression, with an
+  identity feature term (:mod:`stargan.baselines.diat`, :mod:`stargan.baselines.identity`);
+- ``icgan``: a conditional GAN with encoders to z and to the label
+  (:mod:`stargan.baselines.icgan`).
+
+Every baseline has ``translate(x, source_label, target_name)``, ``num_parameters()`` ->
+(per model, models) and is saved by :func:`save_baseline` / read by :func:`load_baseline`.
+docs/baselines.md maps each to the paper.
+
+Example:
+    >>> from stargan.baselines import BaselineConfig, train, save_baseline
+    >>> model = train(BaselineConfig.synth("cyclegan", 32, iters=3000))   # doctest: +SKIP
+    >>> y = model.translate(x, "neutral", "happy")                         # doctest: +SKIP
+"""
+
+from stargan.baselines.common import (
+    METHODS,
+    Baseline,
+    BaselineConfig,
+    BaselineError,
+    ExpressionData,
+    register_baseline,
+)
+from stargan.baselines.cyclegan import CycleGAN
+from stargan.baselines.diat import DIAT
+from stargan.baselines.icgan import IcGAN
+from stargan.baselines.identity import IdentityFeatures, train_identity_classifier
+from stargan.baselines.training import (
+    BASELINE_FORMAT,
+    PAPER_TABLE3,
+    RAFD_EXPRESSIONS,
+    build_baseline,
+    format_parameters,
+    load_baseline,
+    paper_scale_parameters,
+    save_baseline,
+    train,
+    train_to_folder,
+)
+
+__all__ = [
+    "BASELINE_FORMAT",
+    "DIAT",
+    "METHODS",
+    "PAPER_TABLE3",
+    "RAFD_EXPRESSIONS",
+    "Baseline",
+    "BaselineConfig",
+    "BaselineError",
+    "CycleGAN",
+    "ExpressionData",
+    "IcGAN",
+    "IdentityFeatures",
+    "build_baseline",
+    "format_parameters",
+    "load_baseline",
+    "paper_scale_parameters",
+    "register_baseline",
+    "save_baseline",
+    "train",
+    "train_identity_classifier",
+    "train_to_folder",
+]
