@@ -73,6 +73,10 @@ def export_onnx(
     model: StarGAN, out: str | Path, *, opset: int = ONNX_OPSET, check: bool = True
 ) -> Path:
     """Write G as ONNX with a dynamic batch axis and the config and labels as metadata."""
+    if opset < ONNX_OPSET:
+        # Older opsets go through ONNX's version converter, which cannot lower every op of G
+        # (and leaves the file at 18 when it fails).
+        raise ConfigError(f"ONNX export writes opset {ONNX_OPSET} or newer, got --opset {opset}")
     purpose = "ONNX export (stargan export --format onnx)"
     for module in ("onnx", "onnxscript"):  # torch's exporter builds the graph with them
         require(module, extra="onnx", purpose=purpose)
@@ -80,9 +84,11 @@ def export_onnx(
     g = model.generator.eval()
     device = model.device
     size, c_dim = model.config.image_size, model.config.c_dim
-    # Batch 2, not 1: the exporter would treat a size-1 axis as a constant.
-    x = torch.rand(2, 3, size, size, device=device) * 2 - 1
-    c = torch.rand(2, c_dim, device=device)
+    # Batch 2, not 1: the exporter would treat a size-1 axis as a constant. Own generator:
+    # exporting leaves the caller's random state alone.
+    rng = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, 3, size, size, generator=rng) * 2 - 1).to(device)
+    c = torch.rand(2, c_dim, generator=rng).to(device)
     with _quiet_exporter():
         program = torch.onnx.export(
             g,
@@ -94,6 +100,9 @@ def export_onnx(
             opset_version=opset,
             verbose=False,
         )
+    written = program.model.opset_imports.get("", None)
+    if written != opset:
+        raise ConfigError(f"the exporter wrote opset {written}, not the {opset} asked for")
     meta = {"format": ONNX_FORMAT, **model_metadata(model)}
     program.model.metadata_props.update({f"stargan.{k}": v for k, v in meta.items()})
     with tempfile.TemporaryDirectory() as tmp:

@@ -106,6 +106,8 @@ def test_unknown_export_format_is_refused(tmp_path, capsys):
     assert e.value.code == 2 and "invalid choice: 'tflite'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown export format 'tflite'; valid: onnx"):
         export_model(src, tmp_path / "x", "tflite")
+    with pytest.raises(ConfigError, match="opset 18 or newer, got --opset 11"):
+        export_model(src, tmp_path / "x", opset=11)
 
 
 def test_a_file_that_is_not_a_model_gets_a_clear_error(tmp_path, capsys):
