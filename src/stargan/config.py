@@ -117,6 +117,9 @@ class LossConfig:
     """Weight of the gradient penalty (wgan-gp only)."""
     lambda_id: float = 0.0
     """Not in the paper (0 = off): weight of an identity loss ||G(x, c_org) - x||_1."""
+    lambda_mask: float = 0.0
+    """Not in the paper (0 = off; needs model.g_output 'mask'): weight of the mean of G's
+    attention mask, which keeps the mask shut where the target changes nothing."""
 
     def __post_init__(self) -> None:
         _check(
@@ -124,7 +127,7 @@ class LossConfig:
             f"loss.adversarial must be one of {typing.get_args(AdversarialLoss)}, "
             f"got {self.adversarial!r}",
         )
-        for name in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id"):
+        for name in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask"):
             _check(getattr(self, name) >= 0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
 
 
@@ -314,6 +317,11 @@ class TrainConfig:
                 f"data.image_size ({d.image_size}) must equal model.image_size "
                 f"({self.model.image_size})",
             )
+        _check(
+            not self.loss.lambda_mask or self.model.g_output == "mask",
+            f"loss.lambda_mask ({self.loss.lambda_mask}) weighs G's attention mask, which only "
+            f"model.g_output 'mask' has (got {self.model.g_output!r})",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return _to_jsonable(self)

@@ -204,6 +204,28 @@ def test_identity_loss_option_is_logged(tmp_path, celeba_like):
     assert "G/id" in records[1]
 
 
+def test_mask_penalty_pushes_the_mask_shut(tmp_path, celeba_like):
+    """Same seed and batch with and without the penalty: G's gradient on the attention logit's
+    bias differs by lambda_mask * mean(A (1 - A)) > 0 (descent lowers the mask everywhere)."""
+
+    def attention_bias_grad(lambda_mask: float) -> tuple[float, dict]:
+        cfg = tiny_config(tmp_path / str(lambda_mask))
+        cfg = dataclasses.replace(
+            cfg,
+            model=dataclasses.replace(cfg.model, g_output="mask"),
+            loss=dataclasses.replace(cfg.loss, lambda_mask=lambda_mask),
+        )
+        trainer = Trainer(cfg, datasets=[celeba_like])
+        metrics = trainer.train_step(0, celeba_like.images[:4], celeba_like.labels[:4], True)
+        return float(trainer.G.main[-1].bias.grad[3]), metrics
+
+    penalised, metrics = attention_bias_grad(100.0)
+    free, free_metrics = attention_bias_grad(0.0)
+    assert "G/mask" in metrics and "G/mask" not in free_metrics
+    a = metrics["G/mask"]  # the mask starts nearly uniform (sigmoid(-4) ~ 0.018)
+    assert penalised - free == pytest.approx(100.0 * a * (1 - a), rel=0.2)
+
+
 def test_tensorboard_mirrors_the_metrics(tmp_path, celeba_like):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

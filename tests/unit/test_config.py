@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from stargan.config import ConfigError, DataConfig, OptimConfig, TrainConfig
@@ -61,3 +63,12 @@ def test_absurd_model_sizes_are_refused_before_allocation():
 
     with pytest.raises(ConfigError, match="image_size must be <= 2048, got 1099511627776"):
         ModelConfig(image_size=2**40)
+
+
+def test_mask_penalty_needs_the_mask_output():
+    cfg = get_preset("synth-tiny")
+    with pytest.raises(ConfigError, match="lambda_mask"):
+        dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, lambda_mask=1.0))
+    model = dataclasses.replace(cfg.model, g_output="mask")
+    ok = dataclasses.replace(cfg, model=model, loss=dataclasses.replace(cfg.loss, lambda_mask=1.0))
+    assert ok.loss.lambda_mask == 1.0

@@ -121,6 +121,12 @@ def test_mask_generator_starts_close_to_the_identity():
     cfg = dataclasses.replace(_tiny(), g_output="mask")
     torch.manual_seed(0)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
-    y = build_generator(cfg)(x, torch.rand(2, 5))
+    g, c = build_generator(cfg), torch.rand(2, 5)
+    y = g(x, c)
     assert (y - x).abs().max() < 0.1
     assert y.abs().max() <= 1
+    image, attention = g(x, c, return_attention=True)
+    assert torch.equal(image, y) and attention.shape == (2, 1, 16, 16)
+    assert attention.min() > 0 and attention.max() < 0.1
+    with pytest.raises(ValueError, match="attention"):
+        build_generator(_tiny())(x, c, return_attention=True)

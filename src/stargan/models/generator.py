@@ -59,9 +59,14 @@ class Generator(nn.Module):
             layers.append(out)
         self.main = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """x: [N, 3, S, S] in [-1, 1]; c: [N, c_dim] -> [N, 3, S, S] (in [-1, 1] unless
-        g_output is 'residual', whose sums may overshoot; consumers clamp for display)."""
+        g_output is 'residual', whose sums may overshoot; consumers clamp for display).
+        With ``return_attention`` (g_output 'mask' only), also the mask [N, 1, S, S] in (0, 1)."""
+        if return_attention and self.output != "mask":
+            raise ValueError(f"only g_output 'mask' has an attention mask, not {self.output!r}")
         check_images(x, self.image_size, "Generator")
         if c.dim() != 2 or c.shape != (x.shape[0], self.c_dim):
             raise ValueError(
@@ -75,5 +80,6 @@ class Generator(nn.Module):
             return x + out
         if self.output == "mask":
             attention = torch.sigmoid(out[:, 3:])
-            return attention * torch.tanh(out[:, :3]) + (1 - attention) * x
+            image = attention * torch.tanh(out[:, :3]) + (1 - attention) * x
+            return (image, attention) if return_attention else image
         return out

@@ -458,8 +458,12 @@ class Trainer:
 
         # Update D on real, fake and interpolated images. G's graph is kept only when G is
         # updated this iteration: its step then reuses this very translation (G is unchanged).
+        attention = None  # G's mask, when its mean is penalised (loss.lambda_mask)
         with torch.set_grad_enabled(update_g):
-            x_fake = self.G_train(x_real, c_trg)
+            if update_g and lc.lambda_mask:
+                x_fake, attention = self.G_train(x_real, c_trg, return_attention=True)
+            else:
+                x_fake = self.G_train(x_real, c_trg)
         src, cls = self.D_train(torch.cat([x_real, x_fake.detach()]))
         src_real, src_fake = src[:n], src[n:]
         terms = {
@@ -491,6 +495,9 @@ class Trainer:
             g_loss = (
                 terms["G/adv"] + lc.lambda_cls * terms["G/cls"] + lc.lambda_rec * terms["G/rec"]
             )
+            if attention is not None:
+                terms["G/mask"] = attention.mean()
+                g_loss = g_loss + lc.lambda_mask * terms["G/mask"]
             if lc.lambda_id:
                 terms["G/id"] = losses.reconstruction_loss(x_real, self.G_train(x_real, c_org))
                 g_loss = g_loss + lc.lambda_id * terms["G/id"]
