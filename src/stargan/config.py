@@ -239,6 +239,10 @@ class DataConfig:
         )
 
 
+SHIPPED_JUDGE = "shipped"
+"""``run.eval_judge`` value naming the judge shipped with stargan for the run's labels and size."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Where outputs go and how often things happen."""
@@ -264,7 +268,8 @@ class RunConfig:
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None
-    """Judge classifier file (`stargan evaluate train-classifier`) for periodic evaluation."""
+    """Judge classifier file (`stargan evaluate train-classifier`) for periodic evaluation, or
+    'shipped' for the judge shipped with stargan for the run's labels and size (SynthFaces)."""
     eval_num: int = 256
     """Test images per periodic evaluation."""
     on_nonfinite: NonFinitePolicy = "stop"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import CELEBA_SPEC, RAFD_SPEC, TensorFaces, tiny_config
+from stargan.evaluation import EvaluationError
 from stargan.inference import load
 from stargan.training.checkpoint import CheckpointError
 from stargan.training.trainer import NonFiniteError, RunFolderError, Trainer
@@ -235,3 +236,21 @@ def test_tensorboard_mirrors_the_metrics(tmp_path, celeba_like):
     events.Reload()
     assert {"D/loss", "G/rec", "lr/g"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("D/loss")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_periodic_evaluation_with_the_shipped_judge(tmp_path, celeba_like):
+    cfg = tiny_config(tmp_path / "synth", size=32, iters=2, eval_every=2, eval_judge="shipped")
+    cfg = dataclasses.replace(
+        cfg,
+        data=(dataclasses.replace(cfg.data[0], num_images=16, test_size=8),),
+        run=dataclasses.replace(cfg.run, eval_num=8),
+    )
+    Trainer(cfg).fit()
+    log = (tmp_path / "synth" / "metrics.jsonl").read_text().splitlines()
+    last = json.loads(log[-1])
+    assert {"eval/accuracy", "eval/psnr", "eval/do_nothing_psnr"} <= last.keys()
+
+    # Labels no shipped judge knows: the error says what to do instead.
+    other = tiny_config(tmp_path / "other", iters=2, eval_every=1, eval_judge="shipped")
+    with pytest.raises(EvaluationError, match="train-classifier"):
+        Trainer(other, datasets=[celeba_like]).fit()

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from stargan import losses
 from stargan.atomic import remove_stale_temporaries
-from stargan.config import ConfigError, TrainConfig
+from stargan.config import SHIPPED_JUDGE, ConfigError, TrainConfig
 from stargan.data.labels import LabelLayout, permute_targets
 from stargan.data.registry import DatasetError, LabelledDataset, build_dataset
 from stargan.models import build_discriminator, build_generator
@@ -211,10 +211,24 @@ class Trainer:
         self.D_train = distributed.wrap(self.dist, self.D)
 
     def _periodic_evaluation(self) -> Callable[[Trainer, int], dict[str, float]]:
-        from stargan.evaluation import PeriodicEvaluation, load_judge
+        from stargan.evaluation import (
+            EvaluationError,
+            PeriodicEvaluation,
+            load_judge,
+            shipped_judge,
+        )
 
         run = self.cfg.run
-        judge = load_judge(run.eval_judge, self.device)
+        path = run.eval_judge
+        if path == SHIPPED_JUDGE:
+            path = shipped_judge(self.layout, self.cfg.model.image_size)
+            if path is None:
+                raise EvaluationError(
+                    f"run.eval_judge 'shipped': no judge shipped with stargan knows the labels "
+                    f"{self.layout.to_dict()} at {self.cfg.model.image_size} px; train one "
+                    f"(`stargan evaluate train-classifier`) and give its file"
+                )
+        judge = load_judge(path, self.device)
         tests = [build_dataset(d, "test") for d in self.cfg.data]
         return PeriodicEvaluation(run.eval_every, tests, judge, n=run.eval_num)
 
