@@ -66,7 +66,7 @@ def test_absurd_model_sizes_are_refused_before_allocation():
 
 
 def test_mask_penalty_needs_the_mask_output():
-    cfg = get_preset("synth-tiny")
+    cfg = get_preset("celeba-128")
     with pytest.raises(ConfigError, match="lambda_mask"):
         dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, lambda_mask=1.0))
     model = dataclasses.replace(cfg.model, g_output="mask")
