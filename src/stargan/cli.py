@@ -256,7 +256,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from stargan.export import export_model
 
-    out = export_model(args.model, args.out, args.format, opset=args.opset)
+    out = export_model(
+        args.model,
+        args.out,
+        args.format,
+        opset=args.opset,
+        dtype=args.dtype,
+        discriminator=not args.no_discriminator,
+    )
     print(f"wrote {out}; translate with: stargan translate --model {out} --input IMAGES --out DIR")
     return 0
 
@@ -356,7 +363,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from stargan import inference
-    from stargan.export import EXPORT_FORMATS, ONNX_OPSET
+    from stargan.export import EXPORT_DTYPES, EXPORT_FORMATS, ONNX_OPSET
 
     p = argparse.ArgumentParser(
         prog="stargan",
@@ -463,12 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser(
         "export",
-        help="export the generator for another runtime (ONNX)",
-        description="Export G with a dynamic batch axis; inputs image [N, 3, S, S] in [-1, 1] "
+        help="export the generator for another runtime (ONNX), or a compact model file",
+        description="onnx: G with a dynamic batch axis; inputs image [N, 3, S, S] in [-1, 1] "
         "and labels [N, c_dim], output [N, 3, S, S]. The label names and model config go into "
         "the file's metadata, so `stargan translate --model G.onnx` needs nothing else. The "
         "export is checked against PyTorch with ONNX Runtime before it is written "
-        "(pip install 'stargan[onnx]').",
+        "(pip install 'stargan[onnx]'). safetensors: a copy of the model file with its "
+        "weights in --dtype and, with --no-discriminator, without D (then source labels "
+        "cannot be inferred and must be given).",
     )
     ex.add_argument(
         "--model", help="model file (default: the packaged SynthFaces model, when installed)"
@@ -476,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default onnx")
     ex.add_argument("--out", required=True, help="file to write, e.g. G.onnx")
     ex.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"default {ONNX_OPSET}")
+    ex.add_argument(
+        "--dtype", choices=EXPORT_DTYPES, default="float32", help="safetensors: weight dtype"
+    )
+    ex.add_argument("--no-discriminator", action="store_true", help="safetensors: drop D")
     ex.set_defaults(func=cmd_export)
 
     sv = sub.add_parser(

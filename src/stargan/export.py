@@ -27,8 +27,9 @@ import torch
 from stargan.atomic import atomic_write_bytes
 from stargan.config import ConfigError
 from stargan.extras import require
-from stargan.inference import StarGAN, load, model_metadata
+from stargan.inference import PACKAGED_MODEL, StarGAN, load, model_metadata
 from stargan.models.blocks import check_images
+from stargan.training import checkpoint as ckpt
 from stargan.training.checkpoint import CheckpointError
 
 ONNX_FORMAT = "stargan-onnx/1"
@@ -36,7 +37,8 @@ ONNX_OPSET = 18
 """The ONNX opset written (torch's exporter targets 18; ONNX Runtime supports it since 1.14)."""
 INPUT_NAMES = ("image", "labels")  # [N, 3, S, S] in [-1, 1]; [N, c_dim]
 OUTPUT_NAME = "translated"  # [N, 3, S, S]
-EXPORT_FORMATS = ("onnx",)
+EXPORT_FORMATS = ("onnx", "safetensors")
+EXPORT_DTYPES = ("float32", "float16")
 EXPORT_TOLERANCE = 1e-3
 """Largest |ONNX Runtime - PyTorch| accepted by the check made after every export."""
 
@@ -48,11 +50,15 @@ def export_model(
     *,
     opset: int = ONNX_OPSET,
     check: bool = True,
+    dtype: str = "float32",
+    discriminator: bool = True,
 ) -> Path:
     """Export ``model``'s generator (a model file or a loaded model) to ``out`` in ``fmt``.
 
-    With ``check``, ONNX Runtime runs the written file on a random batch and the export is
-    refused unless it matches PyTorch within :data:`EXPORT_TOLERANCE`.
+    'onnx': with ``check``, ONNX Runtime runs the written file on a random batch and the export
+    is refused unless it matches PyTorch within :data:`EXPORT_TOLERANCE`. 'safetensors': a
+    model file (``model`` must be a file) with its weights in ``dtype`` and, unless
+    ``discriminator`` is False, D kept for inferring source labels (:func:`compact_model_file`).
 
     Example:
         >>> export_model("runs/demo/model.safetensors", "G.onnx")        # doctest: +SKIP
@@ -60,6 +66,9 @@ def export_model(
     """
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}")
+    if fmt == "safetensors":
+        source = model.path if isinstance(model, StarGAN) else model
+        return compact_model_file(source, out, dtype=dtype, discriminator=discriminator)
     if not isinstance(model, StarGAN):
         model = load(model, backend="torch")
     if not isinstance(model.generator, torch.nn.Module):
@@ -67,6 +76,35 @@ def export_model(
             f"{model.path} is already an exported model; export the .safetensors file"
         )
     return export_onnx(model, out, opset=opset, check=check)
+
+
+def compact_model_file(
+    source: str | Path | None,
+    out: str | Path,
+    *,
+    dtype: str = "float16",
+    discriminator: bool = True,
+) -> Path:
+    """A smaller copy of a model file: weights stored in ``dtype`` (loading casts them back to
+    float32) and D dropped unless ``discriminator``. Metadata (config, labels, training config)
+    is kept, so the copy loads, translates and evaluates like the original.
+
+    Example:
+        >>> compact_model_file("runs/long/model.safetensors", "small.safetensors")  # doctest: +SKIP
+        PosixPath('small.safetensors')
+    """
+    if dtype not in EXPORT_DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(EXPORT_DTYPES)}")
+    path = Path(source) if source is not None else PACKAGED_MODEL
+    tensors, meta = ckpt.load_tensors(path, ckpt.MODEL_FORMAT)
+    if not discriminator:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("D.")}
+        meta.pop("discriminator", None)
+    cast = getattr(torch, dtype)
+    tensors = {k: v.to(cast) if v.is_floating_point() else v for k, v in tensors.items()}
+    out = Path(out)
+    ckpt.save_tensors(out, tensors, meta)
+    return out
 
 
 def export_onnx(

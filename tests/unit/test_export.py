@@ -149,3 +149,24 @@ def test_missing_onnx_packages_name_the_extra(tmp_path, monkeypatch):
             m.setitem(sys.modules, module, None)  # as if not installed: importing it fails
             with pytest.raises(MissingExtraError, match=r"pip install 'stargan\[onnx\]'"):
                 stargan.load(onnx_file) if module == "onnxruntime" else export_model(src, onnx_file)
+
+
+def test_compact_safetensors_export_keeps_metadata_and_translations(tmp_path):
+    src = tiny_model_file(tmp_path / "m.safetensors")
+    small, bare = tmp_path / "half.safetensors", tmp_path / "bare.safetensors"
+    assert main(["export", "--model", str(src), "--format", "safetensors", "--dtype", "float16",
+                 "--out", str(small)]) == 0  # fmt: skip
+    assert main(["export", "--model", str(src), "--format", "safetensors", "--no-discriminator",
+                 "--out", str(bare)]) == 0  # fmt: skip
+    full, half, no_d = stargan.load(src), stargan.load(small), stargan.load(bare)
+    assert small.stat().st_size < 0.6 * src.stat().st_size
+    assert half.has_classifier and not no_d.has_classifier
+    assert (half.layout, half.config, half.step) == (full.layout, full.config, full.step)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.rand(2, full.config.c_dim)
+    with torch.no_grad():
+        ref = full.generator(x, c)
+        assert (half.generator(x, c) - ref).abs().max() < 2e-2  # fp16 weight rounding only
+        assert torch.equal(no_d.generator(x, c), ref)  # float32 kept: identical
+    with pytest.raises(ConfigError, match="dtype"):
+        export_model(src, tmp_path / "x.safetensors", "safetensors", dtype="int8")
