@@ -173,7 +173,7 @@ def _synth_tiny() -> TrainConfig:
 
 @register_preset("synth-demo", "quick-start demo: SynthFaces 32 px, our CPU recipe, < 10 min")
 def _synth_demo() -> TrainConfig:
-    return _synth(32, 1500, "runs/synth-demo", eval_every=250)
+    return _synth(32, 1500, "runs/synth-demo", eval_every=500)
 
 
 @register_preset("synth-long", "SynthFaces 32 px, our CPU recipe, about an hour on 2 cores")
