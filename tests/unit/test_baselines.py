@@ -1,5 +1,6 @@
 """The paper's baselines: networks at StarGAN's scale, parameter counts against Table 3,
-training, translation, model files and the command line (tiny 16 px, 8-channel nets)."""
+training, resuming from checkpoints, translation, model files and the command line (tiny
+16 px, 8-channel nets)."""
 
 import itertools
 import json
@@ -14,7 +15,9 @@ from stargan.baselines import (
     PAPER_TABLE3,
     BaselineConfig,
     BaselineError,
+    BaselineTrainer,
     IdentityFeatures,
+    RunFolderError,
     build_baseline,
     format_parameters,
     load_baseline,
@@ -66,15 +69,8 @@ def _shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def test_pairwise_nets_are_stargans_without_labels():
-    cfg = ModelConfig(
-        image_size=32,
-        c_dim=1,
-        n_classes=1,
-        g_conv_dim=8,
-        d_conv_dim=8,
-        g_repeat_num=2,
-        d_repeat_num=4,
-    )
+    widths = {"g_conv_dim": 8, "d_conv_dim": 8}
+    cfg = ModelConfig(image_size=32, c_dim=1, n_classes=1, g_repeat_num=2, d_repeat_num=4, **widths)
     g, d = _shapes(build_generator(cfg)), _shapes(build_discriminator(cfg))
     g_plain = _shapes(PlainGenerator(32, 8, 2))
     d_plain = _shapes(PatchDiscriminator(32, 8, 4))
@@ -335,5 +331,119 @@ def test_cli_trains_and_writes_a_run_folder(tmp_path, capsys):
     assert BaselineConfig.from_dict(json.loads((out / "config.json").read_text())) == model.cfg
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in records].count("cgan") == 2
-    assert cli_main(args) == 2  # the folder already holds a model
-    assert "--overwrite" in capsys.readouterr().err
+    steps = sorted(p.name for p in (out / "checkpoints").iterdir())  # the start and the end
+    assert steps == ["state-00000000.safetensors", "state-00000006.safetensors"]
+    assert cli_main(args) == 2  # the folder already holds a run
+    err = capsys.readouterr().err
+    assert "already holds a run (2 checkpoint(s), a finished model)" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert cli_main([*args, "--resume"]) == 0  # finished: nothing left to train
+    assert "resuming from" in capsys.readouterr().err
+    assert torch.equal(
+        load_baseline(out / "model.safetensors").G.main[0].weight, model.G.main[0].weight
+    )
+
+
+class Crash(Exception):
+    """Stands for a kill: nothing after it runs (no handler writes a checkpoint)."""
+
+
+def _crash_after(n_steps: int):
+    steps = []
+
+    def on_log(stage: str, step: int, metrics: dict[str, float]) -> None:
+        steps.append(step)
+        if len(steps) == n_steps:
+            raise Crash
+
+    return on_log
+
+
+def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert [k for k in sa if not torch.equal(sa[k], sb[k])] == []
+
+
+def _logged(out) -> list[tuple]:
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [
+        (r["stage"], r["step"], {k: r[k] for k in r if k not in ("stage", "step", "time")})
+        for r in records
+    ]
+
+
+def test_cyclegan_killed_mid_stage_resumes_to_identical_weights(faces, tmp_path):
+    # 7 pairs x 3 steps; pools of 3 so that the histories fill and swap within a stage.
+    cfg = tiny("cyclegan", iters=3, batch_size=2, pool_size=3)
+    reference_log: list[tuple] = []
+    reference = train(cfg, dataset=faces, on_log=lambda *a: reference_log.append(a))
+    out = tmp_path / "run"
+    with pytest.raises(Crash):  # killed after step 11: checkpoints at steps 4 and 8 survive
+        BaselineTrainer(
+            cfg, dataset=faces, out_dir=out, save_every=4, on_log=_crash_after(11)
+        ).fit()
+    with pytest.raises(RunFolderError, match="--resume to continue"):
+        BaselineTrainer(cfg, dataset=faces, out_dir=out)
+    resumed = BaselineTrainer(cfg, dataset=faces, out_dir=out, resume=True, save_every=4)
+    assert resumed.resumed_from == out / "checkpoints" / "state-00000008.safetensors"
+    assert (resumed.step, resumed.stage_index) == (8, 2)  # step 3 of neutral<->disgusted
+    assert len(resumed.stage.buffers["pool_y"].images) == 3  # the history came back too
+    assert resumed.fit() == "finished"
+    _assert_same_weights(resumed.model, reference)
+    _assert_same_weights(load_baseline(out / "model.safetensors"), reference)
+    assert _logged(out) == reference_log  # the lines of the lost steps 9-11 were dropped
+    assert resumed.model.info["steps"] == 21 and resumed.model.info["train_seconds"] > 0
+
+
+def test_icgan_stopped_then_resumed_past_a_corrupt_checkpoint(faces, tmp_path):
+    cfg = tiny("icgan", iters=4)  # cGAN, E_z, E_y: 4 steps each
+    reference = train(cfg, dataset=faces)
+    out = tmp_path / "run"
+
+    def stop_in_encoder_z(stage: str, step: int, metrics: dict[str, float]) -> None:
+        if (stage, step) == ("encoder_z", 3):
+            trainer.request_stop()  # what SIGINT / SIGTERM do in the CLI
+
+    trainer = BaselineTrainer(
+        cfg, dataset=faces, out_dir=out, save_every=3, on_log=stop_in_encoder_z
+    )
+    assert trainer.fit() == "stopped" and trainer.step == 7
+    newest, previous = trainer.checkpoints()
+    assert (newest.name, previous.name) == (
+        "state-00000007.safetensors",
+        "state-00000006.safetensors",
+    )
+    data = bytearray(newest.read_bytes())
+    data[-3] ^= 0xFF  # bit rot in the last tensor
+    newest.write_bytes(bytes(data))
+    resumed = BaselineTrainer(cfg, dataset=faces, out_dir=out, resume=True)
+    assert resumed.resumed_from == previous and resumed.step == 6  # E_z, 2 of 4 steps done
+    assert len(resumed.skipped_checkpoints) == 1
+    assert "failed its checksum" in resumed.skipped_checkpoints[0]
+    assert not resumed.model.G.training  # E_z's stage trains on the finished G in eval mode
+    assert resumed.fit() == "finished"
+    _assert_same_weights(resumed.model, reference)
+    with pytest.raises(ckpt.CheckpointError, match="another config.*'lr': \\(0.0002, 0.001\\)"):
+        BaselineTrainer(cfg.replace(lr=1e-3), dataset=faces, out_dir=out, resume=True)
+
+
+def test_diat_resumes_with_the_identity_network_of_its_run(faces, tmp_path, monkeypatch):
+    cfg = tiny("diat", iters=2)  # 7 directions x 2 steps
+    reference = train(cfg, dataset=faces)
+    out = tmp_path / "run"
+    with pytest.raises(Crash):
+        BaselineTrainer(cfg, dataset=faces, out_dir=out, save_every=5, on_log=_crash_after(8)).fit()
+    import stargan.baselines.diat as diat
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the identity network was trained again")
+
+    monkeypatch.setattr(diat, "train_identity_classifier", no_training)
+    resumed = BaselineTrainer(cfg, dataset=faces, out_dir=out, resume=True)
+    assert (resumed.step, resumed.stage_index) == (5, 2) and resumed.fit() == "finished"
+    _assert_same_weights(resumed.model, reference)
+    _assert_same_weights(resumed.model.identity_net, reference.identity_net)
+    (out / "identity.safetensors").unlink()
+    with pytest.raises(ckpt.CheckpointError, match="identity.safetensors is missing"):
+        BaselineTrainer(cfg, dataset=faces, out_dir=out, resume=True)

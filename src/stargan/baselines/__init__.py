@@ -9,7 +9,8 @@
 
 Every baseline has ``translate(x, source_label, target_name)``, ``num_parameters()`` ->
 (per model, models) and is saved by :func:`save_baseline` / read by :func:`load_baseline`.
-docs/baselines.md maps each to the paper.
+:class:`BaselineTrainer` trains any of them stage by stage, checkpointing a run folder so
+that a killed run resumes exactly. docs/baselines.md maps each method to the paper.
 
 Example:
     >>> from stargan.baselines import BaselineConfig, train, save_baseline
@@ -23,23 +24,28 @@ from stargan.baselines.common import (
     BaselineConfig,
     BaselineError,
     ExpressionData,
+    Stage,
+    build_baseline,
     register_baseline,
 )
 from stargan.baselines.cyclegan import CycleGAN
 from stargan.baselines.diat import DIAT
 from stargan.baselines.icgan import IcGAN
 from stargan.baselines.identity import IdentityFeatures, train_identity_classifier
-from stargan.baselines.training import (
-    BASELINE_FORMAT,
+from stargan.baselines.paper import (
     PAPER_TABLE3,
     RAFD_EXPRESSIONS,
-    build_baseline,
     format_parameters,
-    load_baseline,
     paper_scale_parameters,
+)
+from stargan.baselines.training import (
+    BASELINE_FORMAT,
+    STATE_FORMAT,
+    BaselineTrainer,
+    RunFolderError,
+    load_baseline,
     save_baseline,
     train,
-    train_to_folder,
 )
 
 __all__ = [
@@ -48,13 +54,17 @@ __all__ = [
     "METHODS",
     "PAPER_TABLE3",
     "RAFD_EXPRESSIONS",
+    "STATE_FORMAT",
     "Baseline",
     "BaselineConfig",
     "BaselineError",
+    "BaselineTrainer",
     "CycleGAN",
     "ExpressionData",
     "IcGAN",
     "IdentityFeatures",
+    "RunFolderError",
+    "Stage",
     "build_baseline",
     "format_parameters",
     "load_baseline",
@@ -63,5 +73,4 @@ __all__ = [
     "save_baseline",
     "train",
     "train_identity_classifier",
-    "train_to_folder",
 ]

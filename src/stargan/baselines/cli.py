@@ -1,7 +1,7 @@
 """`stargan baselines`: train the paper's baselines, or print their parameter counts.
 
     stargan baselines train --method cyclegan|diat|icgan --image-size 32 --iters 3000 \
-        --out runs/table3/cyclegan-s0 --seed 0
+        --out runs/table3/cyclegan-s0 --seed 0 [--resume]
     stargan baselines params
 
 ``stargan.cli.build_parser`` calls :func:`add_baselines_parser`; nothing heavy runs on import.
@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 EXIT_USER_ERROR = 2
+EXIT_STOPPED = 75  # EX_TEMPFAIL, as `stargan train`: a checkpoint was written, rerun to resume.
 METHOD_NAMES = ("cyclegan", "diat", "icgan")
 
 
@@ -29,8 +32,9 @@ def add_baselines_parser(subparsers: Any) -> argparse.ArgumentParser:
         "train",
         help="train one baseline on RaFD-like SynthFaces",
         description="Train a baseline at the scale of the synth-rafd StarGAN preset (widths 32, "
-        "3 residual blocks, 5 D convs) and write OUT/model.safetensors, config.json and "
-        "metrics.jsonl (DIAT also OUT/identity.safetensors, its identity network).",
+        "3 residual blocks, 5 D convs) and write OUT/model.safetensors, config.json, "
+        "metrics.jsonl and checkpoints/ (DIAT also OUT/identity.safetensors, its identity "
+        "network). Killed or stopped (Ctrl-C), the same command with --resume continues.",
     )
     tr.add_argument("--method", required=True, choices=METHOD_NAMES)
     tr.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
@@ -58,7 +62,20 @@ def add_baselines_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: default)")
-    tr.add_argument("--overwrite", action="store_true", help="replace a model in --out")
+    tr.add_argument(
+        "--save-every",
+        type=int,
+        default=500,
+        metavar="N",
+        help="checkpoint the training state every N steps (counted over all stages; default "
+        "500; 0: only when stopped and at the end)",
+    )
+    tr.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its newest valid checkpoint, if any",
+    )
+    tr.add_argument("--overwrite", action="store_true", help="discard a run already in --out")
     tr.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     tr.add_argument("--quiet", action="store_true", help="no progress lines")
     tr.set_defaults(func=cmd_baselines_train)
@@ -110,7 +127,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def cmd_baselines_train(args: argparse.Namespace) -> int:
     import torch
 
-    from stargan.baselines import BaselineError, train_to_folder
+    from stargan.baselines import BaselineError, BaselineTrainer
     from stargan.config import ConfigError
     from stargan.data.registry import DatasetError
     from stargan.training.checkpoint import CheckpointError
@@ -132,18 +149,41 @@ def cmd_baselines_train(args: argparse.Namespace) -> int:
             terms = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
             print(f"{cfg.method} {stage} {step}/{cfg.iters} {terms}", flush=True)
 
-        path = train_to_folder(
+        trainer = BaselineTrainer(
             cfg,
-            args.out,
-            overwrite=args.overwrite,
             device=args.device,
-            on_log=None if args.quiet else show,
+            out_dir=args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            save_every=args.save_every,
             identity_net=identity,
+            on_log=None if args.quiet else show,
         )
+        if trainer.resumed_from is not None:
+            print(f"resuming from {trainer.resumed_from} (step {trainer.step})", file=sys.stderr)
+        for skipped in trainer.skipped_checkpoints:
+            print(f"skipped invalid checkpoint: {skipped}", file=sys.stderr)
+        for tmp in trainer.removed_temporaries:
+            print(f"removed {tmp}, left by an interrupted write", file=sys.stderr)
+        # Ctrl-C or a TERM ends the current step and writes a checkpoint.
+        signals = (signal.SIGINT, signal.SIGTERM)
+        before = [signal.signal(sig, lambda *_: trainer.request_stop()) for sig in signals]
+        try:
+            status = trainer.fit()
+        finally:
+            for sig, handler in zip(signals, before, strict=True):
+                signal.signal(sig, handler)
     except (BaselineError, ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
         print(f"stargan: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    print(f"wrote {path}")
+    if status == "stopped":
+        print(
+            f"stopped at step {trainer.step} of {trainer.total}; checkpoint saved. Run the same "
+            f"command with --resume to continue.",
+            file=sys.stderr,
+        )
+        return EXIT_STOPPED
+    print(f"wrote {Path(args.out) / 'model.safetensors'}")
     return 0
 
 

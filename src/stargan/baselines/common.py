@@ -5,8 +5,8 @@ A baseline is an ``nn.Module`` holding all its networks (so ``state_dict()`` is 
 file), that can :meth:`~Baseline.translate` images to an expression and say how many
 parameters it has in the paper's Table 3 form (:meth:`~Baseline.num_parameters`). Training is
 a list of *stages* (CycleGAN: one per expression pair; DIAT: one per direction; IcGAN: the
-cGAN, then E_z, then E_y), each a step function that :func:`stargan.baselines.training.train`
-calls ``iters`` times.
+cGAN, then E_z, then E_y), each a :class:`Stage` whose step function
+:class:`stargan.baselines.training.BaselineTrainer` calls ``iters`` times.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import nn
@@ -30,6 +30,32 @@ from stargan.data.registry import LabelledDataset
 Adversarial = Literal["auto", "lsgan", "bce"]
 StepFn = Callable[[int], dict[str, float]]
 """A training stage's step: the iteration index within the stage -> named loss values."""
+
+
+class StageBuffer(Protocol):
+    """Training state a stage keeps between steps besides weights and optimizers."""
+
+    def state_tensors(self) -> dict[str, torch.Tensor]: ...
+
+    def load_state_tensors(
+        self, tensors: dict[str, torch.Tensor], device: torch.device
+    ) -> None: ...
+
+
+@dataclass
+class Stage:
+    """One training stage: the trainer sets the learning rates of ``optimizers`` (a pure
+    function of the step, :func:`set_lr`) and calls ``step(it)`` for it = 0 .. iters - 1.
+
+    Whatever a step changes lives in the model's weights, the run's random generator,
+    ``optimizers`` and ``buffers`` (CycleGAN's image histories): a checkpoint of those resumes
+    the stage exactly. Building a stage draws no random numbers.
+    """
+
+    name: str
+    step: StepFn
+    optimizers: dict[str, torch.optim.Optimizer]
+    buffers: dict[str, StageBuffer] = field(default_factory=dict)
 
 
 class BaselineError(ValueError):
@@ -252,6 +278,18 @@ def adam(modules: Iterable[nn.Module], cfg: BaselineConfig) -> torch.optim.Adam:
     return torch.optim.Adam(params, cfg.lr, (cfg.beta1, cfg.beta2))
 
 
+def update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One step of ``opt`` down the gradient of ``loss`` (old gradients dropped first)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Loss terms -> the named numbers a step returns."""
+    return {k: float(v.detach()) for k, v in terms.items()}
+
+
 @contextmanager
 def frozen(*modules: nn.Module) -> Iterator[None]:
     """No gradients for ``modules``' weights inside (a G step through a D)."""
@@ -337,11 +375,16 @@ class Baseline(nn.Module):
     def prepare(self, data: ExpressionData, device: torch.device) -> None:
         """Anything training needs before the first stage (DIAT: its identity network)."""
 
-    def stages(
-        self, data: ExpressionData, rng: torch.Generator, device: torch.device
-    ) -> Iterator[tuple[str, StepFn]]:
-        """Training stages in order, each (name, step function); built lazily so that a
-        stage's optimisers exist only while it trains."""
+    def stage_names(self) -> list[str]:
+        """The training stages in order."""
+        raise NotImplementedError
+
+    def build_stage(
+        self, k: int, data: ExpressionData, rng: torch.Generator, device: torch.device
+    ) -> Stage:
+        """Stage ``k`` of :meth:`stage_names`, with fresh optimizers, its networks put in the
+        modes it trains them in; built only when it starts (or resumes), so that a stage's
+        optimizers exist only while it trains."""
         raise NotImplementedError
 
 
@@ -354,3 +397,8 @@ def register_baseline(cls: type[Baseline]) -> type[Baseline]:
         raise ValueError(f"baseline {cls.method!r} is already registered")
     METHODS[cls.method] = cls
     return cls
+
+
+def build_baseline(cfg: BaselineConfig, spec: LabelSpec) -> Baseline:
+    """The untrained model of ``cfg.method`` over the expressions ``spec``."""
+    return METHODS[cfg.method](cfg, spec)

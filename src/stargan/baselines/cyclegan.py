@@ -14,26 +14,26 @@ StarGAN's without labels (:mod:`stargan.baselines.networks`): 53.1M per G + D at
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from stargan import losses
 from stargan.baselines.common import (
-    Baseline,
     BaselineConfig,
     BaselineError,
     ExpressionData,
-    StepFn,
+    Stage,
     adam,
     evaluating,
+    floats,
     frozen,
     one_source,
     register_baseline,
-    set_lr,
+    update,
 )
-from stargan.baselines.networks import PatchDiscriminator, PlainGenerator, check_pairwise_sizes
+from stargan.baselines.networks import PairwiseBaseline
 from stargan.data.labels import LabelSpec
 
 
@@ -62,15 +62,23 @@ class ImagePool:
                 out.append(image)
         return torch.stack(out)
 
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The stored images, [n, 3, S, S] in their order (nothing while empty)."""
+        return {"images": torch.stack(self.images)} if self.images else {}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], device: torch.device) -> None:
+        images = tensors.get("images")
+        self.images = [] if images is None else list(images.to(device).unbind(0))
+
 
 @register_baseline
-class CycleGAN(Baseline):
+class CycleGAN(PairwiseBaseline):
     """Per expression y: ``pairs[y]`` holds G (neutral -> y), F (y -> neutral), D_y, D_x.
 
     Example:
         >>> cfg = BaselineConfig.synth("cyclegan", 16, conv_dim=8, g_repeat_num=1)
         >>> model = CycleGAN(cfg, LabelSpec(("happy", "neutral"), "categorical"))
-        >>> model.translate(torch.zeros(2, 3, 16, 16), "neutral", "happy").shape
+        >>> model.translate(torch.zeros(2, 3, 16, 16), "happy", "neutral").shape  # F_happy
         torch.Size([2, 3, 16, 16])
     """
 
@@ -78,24 +86,19 @@ class CycleGAN(Baseline):
 
     def __init__(self, cfg: BaselineConfig, spec: LabelSpec) -> None:
         super().__init__(cfg, spec)
-        spec.index(cfg.neutral)
-
-        def gen() -> PlainGenerator:
-            return PlainGenerator(cfg.image_size, cfg.conv_dim, cfg.g_repeat_num)
-
-        def disc() -> PatchDiscriminator:
-            return PatchDiscriminator(cfg.image_size, cfg.conv_dim, cfg.d_repeat_num)
-
         self.pairs = nn.ModuleDict(
             {
-                y: nn.ModuleDict({"G": gen(), "F": gen(), "D_y": disc(), "D_x": disc()})
+                y: nn.ModuleDict(
+                    {
+                        "G": self.generator(),
+                        "F": self.generator(),
+                        "D_y": self.discriminator(),
+                        "D_x": self.discriminator(),
+                    }
+                )
                 for y in self.targets
             }
         )
-
-    @classmethod
-    def check_config(cls, cfg: BaselineConfig) -> None:
-        check_pairwise_sizes(cfg.image_size, cfg.d_repeat_num)
 
     def units(self) -> list[nn.Module]:
         """Each generator with the discriminator of its output domain: 2 per pair."""
@@ -125,16 +128,14 @@ class CycleGAN(Baseline):
             f"{source} -> {target_name} with one model (Table 3 uses {self.cfg.neutral} inputs)"
         )
 
-    def stages(
-        self, data: ExpressionData, rng: torch.Generator, device: torch.device
-    ) -> Iterator[tuple[str, StepFn]]:
-        for y in self.targets:
-            yield f"{self.cfg.neutral}<->{y}", self._pair_step(y, data, rng, device)
+    def stage_names(self) -> list[str]:
+        return [f"{self.cfg.neutral}<->{y}" for y in self.targets]
 
-    def _pair_step(
-        self, y: str, data: ExpressionData, rng: torch.Generator, device: torch.device
-    ) -> StepFn:
-        cfg, kind = self.cfg, self.cfg.resolved_adversarial
+    def build_stage(
+        self, k: int, data: ExpressionData, rng: torch.Generator, device: torch.device
+    ) -> Stage:
+        """The pair neutral <-> ``targets[k]``: both generators, then both discriminators."""
+        cfg, kind, y = self.cfg, self.cfg.resolved_adversarial, self.targets[k]
         pair = self.pairs[y]
         g, f, d_y, d_x = pair["G"], pair["F"], pair["D_y"], pair["D_x"]
         opt_g, opt_d = adam([g, f], cfg), adam([d_y, d_x], cfg)
@@ -142,9 +143,7 @@ class CycleGAN(Baseline):
         pair.train()
 
         def step(it: int) -> dict[str, float]:
-            set_lr([opt_g, opt_d], cfg, it)
-            x_real = data.batch(cfg.neutral, cfg.batch_size, rng).to(device)
-            y_real = data.batch(y, cfg.batch_size, rng).to(device)
+            x_real, y_real = self.pair_batches(y, data, rng, device)
 
             # Update both generators through the current discriminators.
             y_fake, x_fake = g(x_real), f(y_real)
@@ -161,18 +160,15 @@ class CycleGAN(Baseline):
                         y_real, g(y_real)
                     ) + losses.reconstruction_loss(x_real, f(x_real))
                     g_loss = g_loss + cfg.lambda_identity * terms["idt"]
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
+                update(opt_g, g_loss)
 
             # Update each discriminator on real images and on generated ones from its history.
             shown_y = pool_y.query(y_fake.detach(), rng)
             shown_x = pool_x.query(x_fake.detach(), rng)
             terms["D_y/adv"] = 0.5 * losses.d_adversarial_loss(kind, d_y(y_real), d_y(shown_y))
             terms["D_x/adv"] = 0.5 * losses.d_adversarial_loss(kind, d_x(x_real), d_x(shown_x))
-            opt_d.zero_grad(set_to_none=True)
-            (terms["D_y/adv"] + terms["D_x/adv"]).backward()
-            opt_d.step()
-            return {k: float(v.detach()) for k, v in terms.items()}
+            update(opt_d, terms["D_y/adv"] + terms["D_x/adv"])
+            return floats(terms)
 
-        return step
+        name = self.stage_names()[k]
+        return Stage(name, step, {"G": opt_g, "D": opt_d}, {"pool_y": pool_y, "pool_x": pool_x})

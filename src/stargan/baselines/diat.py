@@ -16,33 +16,33 @@ extractor is not counted, as the paper does not count DIAT's face-recognition ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from stargan import losses
 from stargan.baselines.common import (
-    Baseline,
     BaselineConfig,
     BaselineError,
     ExpressionData,
-    StepFn,
+    Stage,
     adam,
     evaluating,
+    floats,
     frozen,
     one_source,
     register_baseline,
-    set_lr,
+    update,
 )
 from stargan.baselines.identity import IdentityFeatures, train_identity_classifier
-from stargan.baselines.networks import PatchDiscriminator, PlainGenerator, check_pairwise_sizes
+from stargan.baselines.networks import PairwiseBaseline
 from stargan.data.labels import LabelSpec
 from stargan.evaluation.classifier import Judge
 
 
 @register_baseline
-class DIAT(Baseline):
+class DIAT(PairwiseBaseline):
     """Per expression y: ``directions[y]`` holds G (neutral -> y) and D (real y vs G's).
 
     Example:
@@ -56,24 +56,14 @@ class DIAT(Baseline):
 
     def __init__(self, cfg: BaselineConfig, spec: LabelSpec) -> None:
         super().__init__(cfg, spec)
-        spec.index(cfg.neutral)
         self.directions = nn.ModuleDict(
             {
-                y: nn.ModuleDict(
-                    {
-                        "G": PlainGenerator(cfg.image_size, cfg.conv_dim, cfg.g_repeat_num),
-                        "D": PatchDiscriminator(cfg.image_size, cfg.conv_dim, cfg.d_repeat_num),
-                    }
-                )
+                y: nn.ModuleDict({"G": self.generator(), "D": self.discriminator()})
                 for y in self.targets
             }
         )
         # Held in a list so that it is no submodule: not saved, not counted, never trained.
         self._identity: list[Judge] = []
-
-    @classmethod
-    def check_config(cls, cfg: BaselineConfig) -> None:
-        check_pairwise_sizes(cfg.image_size, cfg.d_repeat_num)
 
     def units(self) -> list[nn.Module]:
         return list(self.directions.values())
@@ -120,48 +110,34 @@ class DIAT(Baseline):
             self._identity[:] = [judge]
         self.info["identity_net"] = self._identity[0].info
 
-    def stages(
-        self, data: ExpressionData, rng: torch.Generator, device: torch.device
-    ) -> Iterator[tuple[str, StepFn]]:
+    def stage_names(self) -> list[str]:
+        return [f"{self.cfg.neutral}->{y}" for y in self.targets]
+
+    def build_stage(
+        self, k: int, data: ExpressionData, rng: torch.Generator, device: torch.device
+    ) -> Stage:
+        """The direction neutral -> ``targets[k]``: D first, then G through the updated D."""
         if self.identity_net is None:
             raise BaselineError("DIAT needs its identity network: call prepare() first")
         features = IdentityFeatures(self.identity_net.to(device))
-        for y in self.targets:
-            yield f"{self.cfg.neutral}->{y}", self._direction_step(y, features, data, rng, device)
-
-    def _direction_step(
-        self,
-        y: str,
-        features: IdentityFeatures,
-        data: ExpressionData,
-        rng: torch.Generator,
-        device: torch.device,
-    ) -> StepFn:
-        cfg, kind = self.cfg, self.cfg.resolved_adversarial
+        cfg, kind, y = self.cfg, self.cfg.resolved_adversarial, self.targets[k]
         g, d = self.directions[y]["G"], self.directions[y]["D"]
         opt_g, opt_d = adam([g], cfg), adam([d], cfg)
         self.directions[y].train()
 
         def step(it: int) -> dict[str, float]:
-            set_lr([opt_g, opt_d], cfg, it)
-            x_real = data.batch(cfg.neutral, cfg.batch_size, rng).to(device)
-            y_real = data.batch(y, cfg.batch_size, rng).to(device)
+            x_real, y_real = self.pair_batches(y, data, rng, device)
 
             # Update D on real y faces and on translated neutral faces.
             y_fake = g(x_real)
             terms = {"D/adv": losses.d_adversarial_loss(kind, d(y_real), d(y_fake.detach()))}
-            opt_d.zero_grad(set_to_none=True)
-            terms["D/adv"].backward()
-            opt_d.step()
+            update(opt_d, terms["D/adv"])
 
             # Update G through the updated D, keeping the identity features of its input.
             with frozen(d):
                 terms["G/adv"] = losses.g_adversarial_loss(kind, d(y_fake))
                 terms["G/identity"] = features.distance(x_real, y_fake)
-                g_loss = terms["G/adv"] + cfg.lambda_perceptual * terms["G/identity"]
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-            return {k: float(v.detach()) for k, v in terms.items()}
+                update(opt_g, terms["G/adv"] + cfg.lambda_perceptual * terms["G/identity"])
+            return floats(terms)
 
-        return step
+        return Stage(self.stage_names()[k], step, {"G": opt_g, "D": opt_d})

@@ -24,7 +24,7 @@ z = 100 that is 67,839,468 parameters (G 12,917,632, D 11,172,608, E_z 36,761,06
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,17 +35,22 @@ from stargan.baselines.common import (
     Baseline,
     BaselineConfig,
     ExpressionData,
+    Stage,
     StepFn,
     adam,
     evaluating,
+    floats,
     frozen,
     one_source,
     register_baseline,
-    set_lr,
+    update,
 )
 from stargan.config import ConfigError
 from stargan.data.labels import LabelSpec
 from stargan.models.blocks import check_images
+
+_Built = tuple[StepFn, dict[str, torch.optim.Optimizer]]
+"""A stage's step function and the optimizers it updates."""
 
 
 def _stages(image_size: int) -> int:
@@ -182,26 +187,28 @@ class IcGAN(Baseline):
         with evaluating(self):
             return self.E_y(x).softmax(dim=1)
 
-    def stages(
-        self, data: ExpressionData, rng: torch.Generator, device: torch.device
-    ) -> Iterator[tuple[str, StepFn]]:
-        yield "cgan", self._cgan_step(data, rng, device)
-        yield "encoder_z", self._ez_step(rng, device)
-        yield "encoder_y", self._ey_step(data, rng, device)
+    def stage_names(self) -> list[str]:
+        return ["cgan", "encoder_z", "encoder_y"]
+
+    def build_stage(
+        self, k: int, data: ExpressionData, rng: torch.Generator, device: torch.device
+    ) -> Stage:
+        builders = (self._cgan_stage, self._ez_stage, self._ey_stage)
+        step, optimizers = builders[k](data, rng, device)
+        return Stage(self.stage_names()[k], step, optimizers)
 
     def _random_labels(self, n: int, rng: torch.Generator, device: torch.device) -> torch.Tensor:
         k = torch.randint(self.spec.n_labels, (n,), generator=rng)
         return F.one_hot(k, self.spec.n_labels).float().to(device)
 
-    def _cgan_step(
+    def _cgan_stage(
         self, data: ExpressionData, rng: torch.Generator, device: torch.device
-    ) -> StepFn:
+    ) -> _Built:
         cfg, kind = self.cfg, self.cfg.resolved_adversarial
         opt_g, opt_d = adam([self.G], cfg), adam([self.D], cfg)
         self.G.train(), self.D.train()
 
         def step(it: int) -> dict[str, float]:
-            set_lr([opt_g, opt_d], cfg, it)
             x_real, c_real = data.labelled_batch(cfg.batch_size, rng)
             x_real, c_real = x_real.to(device), c_real.to(device)
             z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng).to(device)
@@ -209,56 +216,43 @@ class IcGAN(Baseline):
 
             # Update D on real (image, label) pairs and generated ones.
             fake = self.G(z, c_fake)
-            terms = {
-                "D/adv": losses.d_adversarial_loss(
-                    kind, self.D(x_real, c_real), self.D(fake.detach(), c_fake)
-                )
-            }
-            opt_d.zero_grad(set_to_none=True)
-            terms["D/adv"].backward()
-            opt_d.step()
+            d_real, d_fake = self.D(x_real, c_real), self.D(fake.detach(), c_fake)
+            terms = {"D/adv": losses.d_adversarial_loss(kind, d_real, d_fake)}
+            update(opt_d, terms["D/adv"])
 
             # Update G through the updated D.
             with frozen(self.D):
                 terms["G/adv"] = losses.g_adversarial_loss(kind, self.D(fake, c_fake))
-                opt_g.zero_grad(set_to_none=True)
-                terms["G/adv"].backward()
-                opt_g.step()
-            return {k: float(v.detach()) for k, v in terms.items()}
+                update(opt_g, terms["G/adv"])
+            return floats(terms)
 
-        return step
+        return step, {"G": opt_g, "D": opt_d}
 
-    def _ez_step(self, rng: torch.Generator, device: torch.device) -> StepFn:
+    def _ez_stage(self, data: ExpressionData, rng: torch.Generator, device: torch.device) -> _Built:
         cfg = self.cfg
         opt = adam([self.E_z], cfg)
         self.G.eval(), self.E_z.train()  # pairs from the finished G, as at translation
 
         def step(it: int) -> dict[str, float]:
-            set_lr([opt], cfg, it)
             z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng).to(device)
             with torch.no_grad():
                 x = self.G(z, self._random_labels(cfg.batch_size, rng, device))
-            loss = F.mse_loss(self.E_z(x), z)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return {"E_z/mse": float(loss.detach())}
+            terms = {"E_z/mse": F.mse_loss(self.E_z(x), z)}
+            update(opt, terms["E_z/mse"])
+            return floats(terms)
 
-        return step
+        return step, {"E_z": opt}
 
-    def _ey_step(self, data: ExpressionData, rng: torch.Generator, device: torch.device) -> StepFn:
+    def _ey_stage(self, data: ExpressionData, rng: torch.Generator, device: torch.device) -> _Built:
         cfg = self.cfg
         opt = adam([self.E_y], cfg)
         self.E_y.train()
 
         def step(it: int) -> dict[str, float]:
-            set_lr([opt], cfg, it)
             x, c = data.labelled_batch(cfg.batch_size, rng)
             logits = self.E_y(x.to(device))
-            loss = losses.classification_loss("categorical", logits, c.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return {"E_y/ce": float(loss.detach())}
+            terms = {"E_y/ce": losses.classification_loss("categorical", logits, c.to(device))}
+            update(opt, terms["E_y/ce"])
+            return floats(terms)
 
-        return step
+        return step, {"E_y": opt}

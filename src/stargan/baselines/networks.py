@@ -1,4 +1,5 @@
-"""The pairwise baselines' networks: StarGAN's G and D at the same scale, without labels.
+"""The pairwise baselines' networks (StarGAN's G and D at the same scale, without labels) and
+what CycleGAN and DIAT share (:class:`PairwiseBaseline`).
 
 CycleGAN and DIAT learn one mapping per model, so their generator needs no target label and
 their discriminator no domain classifier. To compare architectures at matching scale (the
@@ -6,9 +7,11 @@ paper's Table 3 gives every method about 53M parameters per model), both nets ar
 (REFERENCE.md, 'Generator' and 'Discriminator') with those two parts removed:
 
 - :class:`PlainGenerator` is StarGAN's G with ``c_dim = 0``: the first 7x7 conv sees the 3
-  image channels only; every other layer, width and residual block is the same.
-- :class:`PatchDiscriminator` is StarGAN's D trunk and its 3x3 real/fake patch head, without
-  the classification head.
+  image channels only; every other layer, width and residual block is the same (both are
+  built by :func:`stargan.models.generator.generator_layers`).
+- :class:`PatchDiscriminator` is StarGAN's D trunk (built by
+  :func:`stargan.models.discriminator.discriminator_trunk`) and its 3x3 real/fake patch
+  head, without the classification head.
 
 Parameter count at 128 px (conv_dim 64, 6 residual blocks, 6 D convs): G 8,414,848 (StarGAN's
 8,439,936 less the 8 x 64 x 7 x 7 = 25,088 weights of the RaFD label channels) + D 44,721,088
@@ -32,7 +35,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stargan.models.blocks import ResidualBlock, SmallMapConv2d, check_images, instance_norm
+from stargan.baselines.common import Baseline, BaselineConfig, ExpressionData
+from stargan.config import ConfigError
+from stargan.data.labels import LabelSpec
+from stargan.models.blocks import check_images
+from stargan.models.discriminator import discriminator_trunk
+from stargan.models.generator import generator_layers
 
 
 class PlainGenerator(nn.Module):
@@ -42,27 +50,7 @@ class PlainGenerator(nn.Module):
     def __init__(self, image_size: int, conv_dim: int, repeat_num: int) -> None:
         super().__init__()
         self.image_size = image_size
-        dim = conv_dim
-        layers: list[nn.Module] = [
-            nn.Conv2d(3, dim, 7, 1, 3, bias=False),
-            instance_norm(dim),
-            nn.ReLU(inplace=True),
-        ]
-        for _ in range(2):
-            layers += [
-                nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False),
-                instance_norm(dim * 2),
-                nn.ReLU(inplace=True),
-            ]
-            dim *= 2
-        layers += [ResidualBlock(dim) for _ in range(repeat_num)]
-        for _ in range(2):
-            layers += [
-                nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False),
-                instance_norm(dim // 2),
-                nn.ReLU(inplace=True),
-            ]
-            dim //= 2
+        layers, dim = generator_layers(3, conv_dim, repeat_num)
         layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
@@ -79,12 +67,7 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, image_size: int, conv_dim: int, repeat_num: int) -> None:
         super().__init__()
         self.image_size = image_size
-        dim = conv_dim
-        layers: list[nn.Module] = [SmallMapConv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.01)]
-        for _ in range(repeat_num - 1):
-            layers += [SmallMapConv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
-            dim *= 2
-        self.main = nn.Sequential(*layers)
+        self.main, dim = discriminator_trunk(conv_dim, repeat_num)
         self.src = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,16 +76,37 @@ class PatchDiscriminator(nn.Module):
         return self.src(self.main(x))
 
 
-def check_pairwise_sizes(image_size: int, d_repeat_num: int) -> None:
-    """The size rules of StarGAN's G and D (REFERENCE.md), for the label-free versions."""
-    from stargan.config import ConfigError
+class PairwiseBaseline(Baseline):
+    """CycleGAN's and DIAT's common ground: models between the neutral expression and each
+    other one, built from :class:`PlainGenerator` and :class:`PatchDiscriminator`."""
 
-    if image_size % 4:
-        raise ConfigError(
-            f"image_size must be divisible by 4 (G down-samples twice), got {image_size}"
-        )
-    if image_size % 2**d_repeat_num:
-        raise ConfigError(
-            f"image_size {image_size} must be divisible by 2**d_repeat_num = "
-            f"{2**d_repeat_num} (D's strided convs); use fewer D layers for small images"
-        )
+    def __init__(self, cfg: BaselineConfig, spec: LabelSpec) -> None:
+        super().__init__(cfg, spec)
+        spec.index(cfg.neutral)  # an unknown name lists the valid ones
+
+    @classmethod
+    def check_config(cls, cfg: BaselineConfig) -> None:
+        """The size rules of StarGAN's G and D (REFERENCE.md), for the label-free versions."""
+        if cfg.image_size % 4:
+            raise ConfigError(
+                f"image_size must be divisible by 4 (G down-samples twice), got {cfg.image_size}"
+            )
+        if cfg.image_size % 2**cfg.d_repeat_num:
+            raise ConfigError(
+                f"image_size {cfg.image_size} must be divisible by 2**d_repeat_num = "
+                f"{2**cfg.d_repeat_num} (D's strided convs); use fewer D layers for small images"
+            )
+
+    def generator(self) -> PlainGenerator:
+        return PlainGenerator(self.cfg.image_size, self.cfg.conv_dim, self.cfg.g_repeat_num)
+
+    def discriminator(self) -> PatchDiscriminator:
+        return PatchDiscriminator(self.cfg.image_size, self.cfg.conv_dim, self.cfg.d_repeat_num)
+
+    def pair_batches(
+        self, y: str, data: ExpressionData, rng: torch.Generator, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of neutral faces, then one of ``y`` faces: [N, 3, S, S] each."""
+        n = self.cfg.batch_size
+        x_real = data.batch(self.cfg.neutral, n, rng).to(device)
+        return x_real, data.batch(y, n, rng).to(device)

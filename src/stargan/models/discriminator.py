@@ -9,6 +9,21 @@ from stargan.config import ModelConfig
 from stargan.models.blocks import SmallMapConv2d, check_images
 
 
+def discriminator_trunk(conv_dim: int, repeat_num: int) -> tuple[nn.Sequential, int]:
+    """D's shared trunk: ``repeat_num`` strided 4x4 convs with bias, each followed by
+    LeakyReLU(0.01), from ``conv_dim`` channels doubling; returns it and its output width.
+
+    Also the trunk of the pairwise baselines' D (``stargan.baselines.networks``).
+    """
+    dim = conv_dim
+    # SmallMapConv2d is nn.Conv2d, computed as one GEMM where the map gets tiny (CPU).
+    layers: list[nn.Module] = [SmallMapConv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.01)]
+    for _ in range(repeat_num - 1):
+        layers += [SmallMapConv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
+        dim *= 2
+    return nn.Sequential(*layers), dim
+
+
 class Discriminator(nn.Module):
     """d_repeat_num strided 4x4 convs with LeakyReLU(0.01) and no normalisation (so D has no
     batch-dependent layer and real, fake and interpolated images may share one forward), then
@@ -24,13 +39,7 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.image_size = cfg.image_size
-        dim = cfg.d_conv_dim
-        # SmallMapConv2d is nn.Conv2d, computed as one GEMM where the map gets tiny (CPU).
-        layers: list[nn.Module] = [SmallMapConv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.01)]
-        for _ in range(cfg.d_repeat_num - 1):
-            layers += [SmallMapConv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
-            dim *= 2
-        self.main = nn.Sequential(*layers)
+        self.main, dim = discriminator_trunk(cfg.d_conv_dim, cfg.d_repeat_num)
         final = cfg.image_size // 2**cfg.d_repeat_num
         self.src = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
         self.cls = nn.Conv2d(dim, cfg.n_classes, final, bias=False)

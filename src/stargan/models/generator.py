@@ -9,6 +9,40 @@ from stargan.config import ModelConfig
 from stargan.models.blocks import ResidualBlock, check_images, instance_norm
 
 
+def generator_layers(
+    in_channels: int, conv_dim: int, repeat_num: int
+) -> tuple[list[nn.Module], int]:
+    """G up to its output conv: the encoder (7x7 conv + two strided convs), ``repeat_num``
+    residual blocks and the decoder (two transposed convs), each conv bias-free and followed
+    by instance norm and ReLU. Returns the layers and the width they end at.
+
+    Also builds the label-free G of the pairwise baselines (``stargan.baselines.networks``,
+    ``in_channels`` 3), so their nets stay StarGAN's layer for layer.
+    """
+    dim = conv_dim
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, dim, 7, 1, 3, bias=False),
+        instance_norm(dim),
+        nn.ReLU(inplace=True),
+    ]
+    for _ in range(2):
+        layers += [
+            nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False),
+            instance_norm(dim * 2),
+            nn.ReLU(inplace=True),
+        ]
+        dim *= 2
+    layers += [ResidualBlock(dim) for _ in range(repeat_num)]
+    for _ in range(2):
+        layers += [
+            nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False),
+            instance_norm(dim // 2),
+            nn.ReLU(inplace=True),
+        ]
+        dim //= 2
+    return layers, dim
+
+
 class Generator(nn.Module):
     """Encoder (7x7 conv + two strided convs), residual bottleneck, decoder (two transposed
     convs + 7x7 conv, tanh). All convs are bias-free: instance norm follows each of them.
@@ -24,27 +58,7 @@ class Generator(nn.Module):
         super().__init__()
         self.image_size = cfg.image_size
         self.c_dim = cfg.c_dim
-        dim = cfg.g_conv_dim
-        layers: list[nn.Module] = [
-            nn.Conv2d(3 + cfg.c_dim, dim, 7, 1, 3, bias=False),
-            instance_norm(dim),
-            nn.ReLU(inplace=True),
-        ]
-        for _ in range(2):
-            layers += [
-                nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False),
-                instance_norm(dim * 2),
-                nn.ReLU(inplace=True),
-            ]
-            dim *= 2
-        layers += [ResidualBlock(dim) for _ in range(cfg.g_repeat_num)]
-        for _ in range(2):
-            layers += [
-                nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False),
-                instance_norm(dim // 2),
-                nn.ReLU(inplace=True),
-            ]
-            dim //= 2
+        layers, dim = generator_layers(3 + cfg.c_dim, cfg.g_conv_dim, cfg.g_repeat_num)
         self.output = cfg.g_output
         if self.output == "image":
             layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
