@@ -100,10 +100,18 @@ def score(
     }
 
 
+def _judge_path(given: Path | None, spec: LabelSpec, size: int, flag: str) -> Path:
+    """The judge given, else the one shipped for ``spec`` at ``size``."""
+    path = given or shipped_judge(LabelLayout((spec,)), size)
+    if path is None:
+        raise SystemExit(f"no judge shipped for {list(spec.names)} at {size} px: pass {flag}")
+    return path
+
+
 def run(
     joint: Path,
     single: Path,
-    rafd_judge: Path,
+    rafd_judge: Path | None,
     celeba_judge: Path | None,
     n: int,
 ) -> dict[str, Any]:
@@ -114,13 +122,13 @@ def run(
         get_preset("synth-joint").data[0], image_size=joint_model.config.image_size
     )
     faces = build_dataset(data, "test")
-    layout = LabelLayout((faces.label_spec,))
-    celeba_path = celeba_judge or shipped_judge(layout, data.image_size)
-    if celeba_path is None:
-        raise SystemExit(
-            f"no judge for {faces.label_spec.names} at {data.image_size} px: pass --celeba-judge"
+    judges = tuple(
+        load_judge(_judge_path(given, spec, data.image_size, flag))
+        for given, spec, flag in (
+            (rafd_judge, expressions, "--rafd-judge"),
+            (celeba_judge, faces.label_spec, "--celeba-judge"),
         )
-    judges = load_judge(rafd_judge), load_judge(celeba_path)
+    )
     n = min(n, len(faces))
     k_faces = joint_model.layout.specs.index(faces.label_spec)
     k_expr = joint_model.layout.specs.index(expressions)
@@ -136,7 +144,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--joint", type=Path, required=True, help="model trained on both datasets")
     p.add_argument("--single", type=Path, required=True, help="model trained on expressions only")
-    p.add_argument("--rafd-judge", type=Path, required=True, help="judge of the expressions")
+    p.add_argument("--rafd-judge", type=Path, help="judge of the expressions (default: shipped)")
     p.add_argument("--celeba-judge", type=Path, help="judge of the attributes (default: shipped)")
     p.add_argument("--num", type=int, default=500, help="CelebA-like test faces")
     p.add_argument("--json", type=Path, help="also write the results here")
