@@ -92,8 +92,8 @@ def plot(groups: dict[str, list[Path]], out: Path) -> None:
             ax_psnr.plot(t, [p[2] for p in pts], color=colour, alpha=0.8, label=label)
             base = label and f"{name}: do nothing"
             ax_psnr.plot(t, [p[3] for p in pts], color=colour, ls=":", alpha=0.6, label=base)
-    ax_acc.set(xlabel="training minutes (2 cores)", ylabel="target accuracy % (judge)")
-    ax_psnr.set(xlabel="training minutes (2 cores)", ylabel="ground-truth PSNR dB")
+    ax_acc.set(xlabel="training minutes (training clock)", ylabel="target accuracy % (judge)")
+    ax_psnr.set(xlabel="training minutes (training clock)", ylabel="ground-truth PSNR dB")
     for ax in (ax_acc, ax_psnr):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
