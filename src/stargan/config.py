@@ -157,6 +157,10 @@ class OptimConfig:
     """'linear' (paper: exactly 0 at the end) or 'official' (the 2018 code's near-constant LR)."""
     lr_update_step: int = 1000
     """Official-mode only: the LR is changed once every this many iterations."""
+    d_cls_warmup: int = 0
+    """First iterations in which D only learns to classify real images (no G, no adversarial
+    loss), so that G gets a classification signal from its first update; counted in
+    ``num_iters``. 0 = the paper (not in it; docs/results.md measures it)."""
 
     def __post_init__(self) -> None:
         for name in ("g_lr", "d_lr"):
@@ -179,6 +183,13 @@ class OptimConfig:
         _check(
             self.lr_update_step >= 1,
             f"optim.lr_update_step must be >= 1, got {self.lr_update_step}",
+        )
+        _check(
+            0 <= self.d_cls_warmup < self.num_iters - self.num_iters_decay
+            or self.d_cls_warmup == 0,
+            f"optim.d_cls_warmup must be in [0, num_iters - num_iters_decay = "
+            f"{self.num_iters - self.num_iters_decay}) (the warm-up ends before the learning "
+            f"rates decay), got {self.d_cls_warmup}",
         )
 
 

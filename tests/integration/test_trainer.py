@@ -254,3 +254,22 @@ def test_periodic_evaluation_with_the_shipped_judge(tmp_path, celeba_like):
     other = tiny_config(tmp_path / "other", iters=2, eval_every=1, eval_judge="shipped")
     with pytest.raises(EvaluationError, match="train-classifier"):
         Trainer(other, datasets=[celeba_like]).fit()
+
+
+def test_d_classifier_warmup_trains_only_the_classifier_then_the_game_starts(tmp_path, celeba_like):
+    cfg = tiny_config(tmp_path, iters=8)
+    cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, d_cls_warmup=3))
+    trainer = Trainer(cfg, datasets=[celeba_like])
+    g0 = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    src0 = {k: v.clone() for k, v in trainer.D.state_dict().items() if k.startswith("src.")}
+    assert src0, "D's source head is expected under the name src"
+    for _ in range(3):
+        metrics = trainer.train_iteration()
+        trainer.step += 1
+        assert set(metrics) == {"lr/g", "lr/d", "D/cls"}
+    _assert_identical(trainer.G.state_dict(), g0)
+    # The source head gets a zero gradient (it is in the graph only for DDP), so Adam leaves it.
+    _assert_identical({k: v for k, v in trainer.D.state_dict().items() if k in src0}, src0)
+    metrics = trainer.train_iteration()  # step 3: the adversarial game, G updated (n_critic 2)
+    assert {"D/adv", "D/gp", "G/adv", "G/cls"} <= metrics.keys()
+    assert any(not torch.equal(g0[k], v) for k, v in trainer.G.state_dict().items())

@@ -72,3 +72,13 @@ def test_mask_penalty_needs_the_mask_output():
     model = dataclasses.replace(cfg.model, g_output="mask")
     ok = dataclasses.replace(cfg, model=model, loss=dataclasses.replace(cfg.loss, lambda_mask=1.0))
     assert ok.loss.lambda_mask == 1.0
+
+
+def test_d_cls_warmup_must_end_before_the_decay():
+    OptimConfig(num_iters=10, num_iters_decay=5, d_cls_warmup=4)
+    with pytest.raises(
+        ConfigError, match="d_cls_warmup must be in \\[0, num_iters - num_iters_decay = 5\\)"
+    ):
+        OptimConfig(num_iters=10, num_iters_decay=5, d_cls_warmup=5)
+    with pytest.raises(ConfigError, match="d_cls_warmup"):
+        OptimConfig(d_cls_warmup=-1)

@@ -435,12 +435,44 @@ class Trainer:
             "lr/g": self.opt_g.param_groups[0]["lr"],
             "lr/d": self.opt_d.param_groups[0]["lr"],
         }
+        warmup = self.step < self.cfg.optim.d_cls_warmup
         for k, (stream, dcfg) in enumerate(zip(self.streams, self.cfg.data, strict=True)):
             for _ in range(dcfg.ratio):
                 x, label = stream.next()
-                step_metrics = self.train_step(k, x, label, update_g, flip=dcfg.flip)
+                if warmup:
+                    step_metrics = self.warmup_step(k, x, label, flip=dcfg.flip)
+                else:
+                    step_metrics = self.train_step(k, x, label, update_g, flip=dcfg.flip)
                 tag = "" if self.layout.n_datasets == 1 else f"{k}:"
                 metrics.update({f"{tag}{name}": v for name, v in step_metrics.items()})
+        return metrics
+
+    def _flip(self, x: torch.Tensor) -> torch.Tensor:
+        """Mirror a random half of the batch (drawn for the global batch, see train_step)."""
+        n_global = x.shape[0] * self.dist.world_size if self.dist.active else x.shape[0]
+        mine = self.dist.shard(self.cfg.optim.batch_size) if self.dist.active else slice(None)
+        flips = (torch.rand(n_global, generator=self.rng) < 0.5)[mine]
+        return torch.where(flips[:, None, None, None], x.flip(3), x)
+
+    def warmup_step(
+        self, k: int, x_real: torch.Tensor, label_org: torch.Tensor, flip: bool = False
+    ) -> dict[str, float]:
+        """A D update on the classification loss of real images alone (optim.d_cls_warmup).
+
+        Why: with WGAN-GP, D's classifier can sit at chance for the whole of a short run (the
+        adversarial term shapes D's shared features first), and G, whose only reason to change
+        an attribute is that classifier, then learns nothing; see docs/results.md."""
+        spec, part = self.layout.specs[k], self.layout.slice(k)
+        if flip:
+            x_real = self._flip(x_real)
+        x_real, label_org = x_real.to(self.device, non_blocking=True), label_org.to(self.device)
+        src, cls = self.D_train(x_real)
+        terms = {"D/cls": losses.classification_loss(spec.kind, cls[:, part], label_org)}
+        metrics = distributed.average_scalars(self.dist, terms)
+        # The source head takes part with weight 0: DDP requires every parameter to get a
+        # gradient in each backward, and one process must do exactly what N ranks do.
+        loss = self.cfg.loss.lambda_cls * terms["D/cls"] + 0.0 * src.sum()
+        self._apply(self.opt_d, self.D, loss, metrics, "D")
         return metrics
 
     def train_step(
@@ -461,8 +493,7 @@ class Trainer:
         n = x_real.shape[0]
         n_global = n * self.dist.world_size if self.dist.active else n
         if flip:
-            flips = (torch.rand(n_global, generator=self.rng) < 0.5)[mine]
-            x_real = torch.where(flips[:, None, None, None], x_real.flip(3), x_real)
+            x_real = self._flip(x_real)
         label_trg = permute_targets(distributed.all_gather_rows(self.dist, label_org), self.rng)
         label_trg = label_trg[mine]
         alpha = torch.rand(n_global, generator=self.rng)[mine]
