@@ -273,3 +273,22 @@ def test_d_classifier_warmup_trains_only_the_classifier_then_the_game_starts(tmp
     metrics = trainer.train_iteration()  # step 3: the adversarial game, G updated (n_critic 2)
     assert {"D/adv", "D/gp", "G/adv", "G/cls"} <= metrics.keys()
     assert any(not torch.equal(g0[k], v) for k, v in trainer.G.state_dict().items())
+
+
+@pytest.mark.parametrize("lambda_mask", [0.0, 1.0])
+def test_checkpointing_g_changes_no_gradient(tmp_path, celeba_like, lambda_mask):
+    """run.checkpoint_g recomputes G's activations in backward: the same updates, bit for bit."""
+
+    def trained(name, checkpoint_g):
+        cfg = tiny_config(tmp_path / name, iters=4)
+        cfg = dataclasses.replace(
+            cfg,
+            model=dataclasses.replace(cfg.model, g_output="mask"),
+            loss=dataclasses.replace(cfg.loss, lambda_mask=lambda_mask),
+            run=dataclasses.replace(cfg.run, checkpoint_g=checkpoint_g),
+        )
+        trainer = Trainer(cfg, datasets=[celeba_like])
+        trainer.fit()
+        return _weights(trainer)
+
+    _assert_identical(trained("plain", False), trained("checkpointed", True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from stargan.config import ModelConfig
@@ -74,11 +75,17 @@ class Generator(nn.Module):
         self.main = nn.Sequential(*layers)
 
     def forward(
-        self, x: torch.Tensor, c: torch.Tensor, return_attention: bool = False
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        return_attention: bool = False,
+        checkpoint: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """x: [N, 3, S, S] in [-1, 1]; c: [N, c_dim] -> [N, 3, S, S] (in [-1, 1] unless
         g_output is 'residual', whose sums may overshoot; consumers clamp for display).
-        With ``return_attention`` (g_output 'mask' only), also the mask [N, 1, S, S] in (0, 1)."""
+        With ``return_attention`` (g_output 'mask' only), also the mask [N, 1, S, S] in (0, 1).
+        With ``checkpoint`` the layers' activations are not kept for backward but recomputed
+        then (run.checkpoint_g); the result and its gradients are the same."""
         if return_attention and self.output != "mask":
             raise ValueError(f"only g_output 'mask' has an attention mask, not {self.output!r}")
         check_images(x, self.image_size, "Generator")
@@ -89,7 +96,13 @@ class Generator(nn.Module):
             )
         # Tile the label over every pixel so each conv sees the target domain.
         c_map = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-        out = self.main(torch.cat([x, c_map], dim=1))
+        inputs = torch.cat([x, c_map], dim=1)
+        if checkpoint and torch.is_grad_enabled():
+            # Non-reentrant: works under DDP (the recompute runs inside this module's backward,
+            # not through DDP's forward again) and with the gradient penalty's double backward.
+            out = torch.utils.checkpoint.checkpoint(self.main, inputs, use_reentrant=False)
+        else:
+            out = self.main(inputs)
         if self.output == "residual":
             return x + out
         if self.output == "mask":

@@ -505,10 +505,13 @@ class Trainer:
         # updated this iteration: its step then reuses this very translation (G is unchanged).
         attention = None  # G's mask, when its mean is penalised (loss.lambda_mask)
         with torch.set_grad_enabled(update_g):
+            checkpoint = self.cfg.run.checkpoint_g
             if update_g and lc.lambda_mask:
-                x_fake, attention = self.G_train(x_real, c_trg, return_attention=True)
+                x_fake, attention = self.G_train(
+                    x_real, c_trg, return_attention=True, checkpoint=checkpoint
+                )
             else:
-                x_fake = self.G_train(x_real, c_trg)
+                x_fake = self.G_train(x_real, c_trg, checkpoint=checkpoint)
         src, cls = self.D_train(torch.cat([x_real, x_fake.detach()]))
         src_real, src_fake = src[:n], src[n:]
         terms = {
