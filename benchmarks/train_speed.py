@@ -98,7 +98,11 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
         optim=cfg.optim,
         data=cfg.data[:1],
         run=RunConfig(
-            out_dir=str(Path(tmp) / mode), sample_every=0, save_every=10**9, device=args.device
+            out_dir=str(Path(tmp) / mode),
+            sample_every=0,
+            save_every=10**9,
+            device=args.device,
+            checkpoint_g=cfg.run.checkpoint_g if args.checkpoint_g is None else args.checkpoint_g,
         ),
     )
     trainer = Trainer(cfg, datasets=[RandomData(spec, 4 * batch, size)])
@@ -107,6 +111,14 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
         trainer.D.to(memory_format=torch.channels_last)
     if mode == "reference":
         trainer.train_step = types.MethodType(reference_train_step, trainer)
+        # The release's Adam is the per-tensor loop (ours is fused): same update, slower.
+        o = cfg.optim
+        trainer.opt_g = torch.optim.Adam(
+            trainer.G.parameters(), o.g_lr, (o.beta1, o.beta2), foreach=False
+        )
+        trainer.opt_d = torch.optim.Adam(
+            trainer.D.parameters(), o.d_lr, (o.beta1, o.beta2), foreach=False
+        )
         # The release's D is plain nn.Conv2d: its tiny-map convs take no GEMM path.
         for m in trainer.D.modules():
             if isinstance(m, SmallMapConv2d):
@@ -247,6 +259,8 @@ def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
             for flag in ("--bf16", "--channels-last", "--cudnn-benchmark", "--plain-convs")
             if getattr(args, flag[2:].replace("-", "_"))
         ]
+        if args.checkpoint_g is not None:
+            cmd.append("--checkpoint-g" if args.checkpoint_g else "--no-checkpoint-g")
         cmd += ["--warmup", "0", "--iters", "1", "--no-flops", "--peak-reps", "0"]
         cmd += ["--json", str(out)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -318,6 +332,13 @@ def main() -> None:
         help="our D computes its tiny-map convs with nn.Conv2d too, as the reference's always "
         "does (SmallMapConv2d's GEMM path off), to measure what that path gains",
     )
+    p.add_argument(
+        "--checkpoint-g",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override the preset's run.checkpoint_g (activation checkpointing of G's "
+        "translation in G-update iterations; ours only, the reference keeps the release's step)",
+    )
     p.add_argument("--no-flops", dest="flops", action="store_false", help="skip FLOP counting")
     p.add_argument("--peak-size", type=int, default=4096, help="side of the peak-FLOP/s matmul")
     p.add_argument("--peak-reps", type=int, default=3, help="its repetitions (0: skip)")
@@ -337,6 +358,9 @@ def main() -> None:
         "bf16": args.bf16,
         "channels_last": args.channels_last,
         "plain_convs": args.plain_convs,
+        "checkpoint_g": get_preset(args.preset).run.checkpoint_g
+        if args.checkpoint_g is None
+        else args.checkpoint_g,
         "batch_size": get_preset(args.preset).optim.batch_size,
         "image_size": get_preset(args.preset).model.image_size,
         **run(args, modes),

@@ -29,6 +29,7 @@ def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
         bf16=False,
         channels_last=False,
         flops=True,
+        checkpoint_g=None,  # the preset's
     )
     result = train_speed.run(args, train_speed.MODES)
     ours, ref = result["modes"]["ours"], result["modes"]["reference"]
