@@ -41,3 +41,24 @@ def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
     # fakes, zeros); with G the reference translates again and computes D's gradients.
     assert ref["gflop_d_only_iter"] == pytest.approx(ours["gflop_d_only_iter"], rel=1e-3)
     assert ref["gflop_d_and_g_iter"] > 1.1 * ours["gflop_d_and_g_iter"]
+
+
+def test_profile_accounts_for_the_step_by_kind_of_work(train_speed):
+    spec = importlib.util.spec_from_file_location("profile_step", BENCHMARKS / "profile_step.py")
+    profile_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile_step)
+    sys.path.remove(str(BENCHMARKS))
+    args = argparse.Namespace(
+        preset="synth-tiny", device="cpu", channels_last=False, checkpoint_g=None, top=5, trace=None
+    )
+    result = profile_step.profile_steps(args)
+    kinds = result["kinds"]
+    assert sum(k["share_of_time"] for k in kinds.values()) == pytest.approx(1.0)
+    # Every FLOP counted lands in a kind that spends time, and convolutions carry most.
+    flops = {name: k["gflop_per_iter"] for name, k in kinds.items()}
+    assert all(kinds[name]["s_per_iter"] > 0 for name, f in flops.items() if f)
+    assert flops["convolution forward"] > 0 and flops["convolution backward"] > 0
+    assert kinds["Adam"]["s_per_iter"] > 0 and kinds["instance norm"]["s_per_iter"] > 0
+    assert len(result["top_ops_s_per_cycle"]) == 5
+    assert profile_step.kind_of("aten::convolution_backward") == "convolution backward"
+    assert profile_step.kind_of("aten::mm") == "matrix products (D's tiny-map convs)"
