@@ -177,15 +177,15 @@ def _synth_tiny() -> TrainConfig:
 
 @register_preset("synth-demo", "quick-start demo: SynthFaces 32 px, our CPU recipe, < 10 min")
 def _synth_demo() -> TrainConfig:
-    # D's classifier first learns the attributes on real images for 200 iterations (about 12 s
-    # on 2 cores): without it, one seed in three left D's classifier at chance for the whole
-    # run and G never learned the attributes (docs/results.md, 'Seed stability').
-    return _synth(32, 1500, "runs/synth-demo", eval_every=500, d_cls_warmup=200)
+    # D's classifier first learns the attributes on real images for 200 iterations (seconds):
+    # without it, one seed in three left D's classifier at chance for the whole run and G never
+    # learned the attributes (docs/results.md, 'Seed stability').
+    return _synth(32, 2500, "runs/synth-demo", eval_every=500, d_cls_warmup=200)
 
 
 @register_preset("synth-long", "SynthFaces 32 px, our CPU recipe, about an hour on 2 cores")
 def _synth_long() -> TrainConfig:
-    return _synth(32, 6000, "runs/synth-long", eval_every=500, sample_every=1000)
+    return _synth(32, 6000, "runs/synth-long", eval_every=500, sample_every=1000, d_cls_warmup=200)
 
 
 @register_preset("synth-paper-32", "SynthFaces 32 px, widths 32, 3 blocks, the paper's recipe")
