@@ -84,10 +84,10 @@ def profile_steps(args: argparse.Namespace) -> dict:
                     ops[event.key] += (
                         event.self_cpu_time_total / 1e6 * (1 if update_g else n_critic - 1)
                     )
+            events = prof.events()
             wall[update_g] = (
-                max(e.time_range.end for e in prof.events()) / 1e6
-                - min(e.time_range.start for e in prof.events()) / 1e6
-            )
+                max(e.time_range.end for e in events) - min(e.time_range.start for e in events)
+            ) / 1e6
             with FlopCount() as fc:
                 trainer.train_step(0, x, label, update_g, flip=flip)
             flops[update_g] = Counter()

@@ -88,6 +88,13 @@ class FlopCount(TorchDispatchMode):
         return out
 
 
+def checkpoint_g(args: argparse.Namespace) -> bool:
+    """run.checkpoint_g for our step: the preset's unless --checkpoint-g/--no-checkpoint-g."""
+    return (
+        get_preset(args.preset).run.checkpoint_g if args.checkpoint_g is None else args.checkpoint_g
+    )
+
+
 def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
     cfg = get_preset(args.preset)
     spec = LabelSpec(cfg.data[0].selected_attrs or ("a", "b", "c", "d", "e"), "binary")
@@ -102,7 +109,7 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
             sample_every=0,
             save_every=10**9,
             device=args.device,
-            checkpoint_g=cfg.run.checkpoint_g if args.checkpoint_g is None else args.checkpoint_g,
+            checkpoint_g=checkpoint_g(args),
         ),
     )
     trainer = Trainer(cfg, datasets=[RandomData(spec, 4 * batch, size)])
@@ -358,9 +365,7 @@ def main() -> None:
         "bf16": args.bf16,
         "channels_last": args.channels_last,
         "plain_convs": args.plain_convs,
-        "checkpoint_g": get_preset(args.preset).run.checkpoint_g
-        if args.checkpoint_g is None
-        else args.checkpoint_g,
+        "checkpoint_g": checkpoint_g(args),
         "batch_size": get_preset(args.preset).optim.batch_size,
         "image_size": get_preset(args.preset).model.image_size,
         **run(args, modes),
