@@ -217,8 +217,12 @@ def test_mask_penalty_pushes_the_mask_shut(tmp_path, celeba_like):
             loss=dataclasses.replace(cfg.loss, lambda_mask=lambda_mask),
         )
         trainer = Trainer(cfg, datasets=[celeba_like])
+        seen = []  # gradients are freed after the step: read it just before
+        trainer.opt_g.register_step_pre_hook(
+            lambda *_: seen.append(float(trainer.G.main[-1].bias.grad[3]))
+        )
         metrics = trainer.train_step(0, celeba_like.images[:4], celeba_like.labels[:4], True)
-        return float(trainer.G.main[-1].bias.grad[3]), metrics
+        return seen[0], metrics
 
     penalised, metrics = attention_bias_grad(100.0)
     free, free_metrics = attention_bias_grad(0.0)
@@ -292,3 +296,14 @@ def test_checkpointing_g_changes_no_gradient(tmp_path, celeba_like, lambda_mask)
         return _weights(trainer)
 
     _assert_identical(trained("plain", False), trained("checkpointed", True))
+
+
+def test_gradients_are_freed_after_each_update(tmp_path, celeba_like):
+    """No gradient outlives its update: D's would otherwise sit through G's update (the memory
+    peak), 179 MB at 128 px."""
+    trainer = Trainer(tiny_config(tmp_path), datasets=[celeba_like])
+    trainer.train_step(0, celeba_like.images[:4], celeba_like.labels[:4], update_g=True)
+    kept = [
+        n for net in (trainer.G, trainer.D) for n, p in net.named_parameters() if p.grad is not None
+    ]
+    assert kept == []

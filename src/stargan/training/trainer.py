@@ -570,7 +570,6 @@ class Trainer:
         """Backward and step, unless a loss term or a gradient is NaN/Inf: then the update is
         not applied and the run stops (or, with on_nonfinite='skip', goes on without it)."""
         bad = [f"loss term {k} is {v}" for k, v in metrics.items() if not math.isfinite(v)]
-        opt.zero_grad(set_to_none=True)
         if not bad:
             loss.backward()  # under torchrun DDP has averaged the gradients when this returns
             grads = [p.grad for p in net.parameters() if p.grad is not None]
@@ -579,8 +578,11 @@ class Trainer:
                 bad.append(f"the gradient norm of {who} is {norm}")
         if not bad:
             opt.step()
-            return
+        # Gradients are freed as soon as they are used (every path): D's 44.8 M would
+        # otherwise stay resident through G's update, at its memory peak.
         opt.zero_grad(set_to_none=True)
+        if not bad:
+            return
         metrics[f"{who}/skipped"] = 1.0
         if self.cfg.run.on_nonfinite == "skip":
             return
