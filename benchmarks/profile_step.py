@@ -20,11 +20,14 @@ import json
 import re
 import sys
 import tempfile
+import typing
 from collections import Counter
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+
+from stargan.config import GRecompute
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_speed import FlopCount, make_trainer, peak_gflops
@@ -121,10 +124,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu only: the profile is of CPU operators")
     p.add_argument(
-        "--checkpoint-g",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="override the preset's run.checkpoint_g",
+        "--g-recompute",
+        choices=typing.get_args(GRecompute),
+        help="override the preset's run.g_recompute",
     )
     p.add_argument("--top", type=int, default=15, help="operators listed by self time")
     p.add_argument("--peak-size", type=int, default=4096)

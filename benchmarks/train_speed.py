@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import types
+import typing
 from collections import Counter
 from pathlib import Path
 
@@ -42,7 +43,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from stargan.config import RunConfig
+from stargan.config import GRecompute, RunConfig
 from stargan.data.labels import LabelSpec
 from stargan.models.blocks import SmallMapConv2d
 from stargan.presets import get_preset
@@ -88,11 +89,9 @@ class FlopCount(TorchDispatchMode):
         return out
 
 
-def checkpoint_g(args: argparse.Namespace) -> bool:
-    """run.checkpoint_g for our step: the preset's unless --checkpoint-g/--no-checkpoint-g."""
-    return (
-        get_preset(args.preset).run.checkpoint_g if args.checkpoint_g is None else args.checkpoint_g
-    )
+def g_recompute(args: argparse.Namespace) -> str:
+    """run.g_recompute for our step: the preset's unless --g-recompute."""
+    return args.g_recompute or get_preset(args.preset).run.g_recompute
 
 
 def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
@@ -109,7 +108,7 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
             sample_every=0,
             save_every=10**9,
             device=args.device,
-            checkpoint_g=checkpoint_g(args),
+            g_recompute=g_recompute(args),
         ),
     )
     trainer = Trainer(cfg, datasets=[RandomData(spec, 4 * batch, size)])
@@ -266,8 +265,8 @@ def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
             for flag in ("--bf16", "--channels-last", "--cudnn-benchmark", "--plain-convs")
             if getattr(args, flag[2:].replace("-", "_"))
         ]
-        if args.checkpoint_g is not None:
-            cmd.append("--checkpoint-g" if args.checkpoint_g else "--no-checkpoint-g")
+        if args.g_recompute:
+            cmd += ["--g-recompute", args.g_recompute]
         cmd += ["--warmup", "0", "--iters", "1", "--no-flops", "--peak-reps", "0"]
         cmd += ["--json", str(out)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -340,11 +339,10 @@ def main() -> None:
         "does (SmallMapConv2d's GEMM path off), to measure what that path gains",
     )
     p.add_argument(
-        "--checkpoint-g",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="override the preset's run.checkpoint_g (activation checkpointing of G's "
-        "translation in G-update iterations; ours only, the reference keeps the release's step)",
+        "--g-recompute",
+        choices=typing.get_args(GRecompute),
+        help="override the preset's run.g_recompute (what G's training passes keep for "
+        "backward; ours only, the reference keeps the release's step)",
     )
     p.add_argument("--no-flops", dest="flops", action="store_false", help="skip FLOP counting")
     p.add_argument("--peak-size", type=int, default=4096, help="side of the peak-FLOP/s matmul")
@@ -365,7 +363,7 @@ def main() -> None:
         "bf16": args.bf16,
         "channels_last": args.channels_last,
         "plain_convs": args.plain_convs,
-        "checkpoint_g": checkpoint_g(args),
+        "g_recompute": g_recompute(args),
         "batch_size": get_preset(args.preset).optim.batch_size,
         "image_size": get_preset(args.preset).model.image_size,
         **run(args, modes),

@@ -42,6 +42,7 @@ BadImagePolicy = Literal["fail", "skip"]
 CacheMode = Literal["none", "memory", "disk"]
 NonFinitePolicy = Literal["stop", "skip"]
 DistBackend = Literal["auto", "gloo", "nccl"]
+GRecompute = Literal["none", "norms", "all"]
 
 
 @dataclass(frozen=True)
@@ -276,12 +277,11 @@ class RunConfig:
     """Also write TensorBoard event files (needs the `tensorboard` extra)."""
     num_threads: int = 0
     """CPU threads for torch (0 = torch's default)."""
-    checkpoint_g: bool = False
-    """Activation checkpointing of the translation that G's update backpropagates through:
-    keep only G's inputs and recompute its activations during the backward pass. The same
-    gradients, one more G forward per G update, and one G graph (1.1 GB at 128 px, batch 16)
-    less at the memory peak; measured there: 0.4 GB lower peak RSS, 8 % slower
-    (docs/performance.md)."""
+    g_recompute: GRecompute = "none"
+    """What G's training passes keep for backward, against recomputing it there (the same
+    gradients, bit for bit): 'none' keeps every activation; 'norms' keeps the convolutions'
+    outputs only and redoes instance norms and ReLUs (half of G's activations); 'all' keeps
+    G's inputs only and redoes each pass's whole forward. docs/performance.md measures each."""
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None
@@ -353,7 +353,24 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return _from_jsonable(cls, d, "config")
+        return _from_jsonable(cls, _upgrade(d), "config")
+
+
+def _upgrade(d: Any) -> Any:
+    """Configs written by earlier versions (run folders, model files): run.checkpoint_g
+    (true: G's translation recomputed in backward) became run.g_recompute."""
+    run = d.get("run") if isinstance(d, dict) else None
+    if not isinstance(run, dict) or "checkpoint_g" not in run:
+        return d
+    run = dict(run)
+    flag = run.pop("checkpoint_g")
+    _check(isinstance(flag, bool), f"config.run.checkpoint_g: expected true or false, got {flag!r}")
+    _check(
+        "g_recompute" not in run,
+        "config.run: checkpoint_g (earlier versions) and g_recompute both given; keep g_recompute",
+    )
+    run["g_recompute"] = "all" if flag else "none"
+    return {**d, "run": run}
 
 
 def _to_jsonable(obj: Any) -> Any:

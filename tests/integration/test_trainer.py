@@ -280,22 +280,24 @@ def test_d_classifier_warmup_trains_only_the_classifier_then_the_game_starts(tmp
 
 
 @pytest.mark.parametrize("lambda_mask", [0.0, 1.0])
-def test_checkpointing_g_changes_no_gradient(tmp_path, celeba_like, lambda_mask):
-    """run.checkpoint_g recomputes G's activations in backward: the same updates, bit for bit."""
+def test_recomputing_g_changes_no_gradient(tmp_path, celeba_like, lambda_mask):
+    """run.g_recompute redoes G's activations in backward: the same updates, bit for bit."""
 
-    def trained(name, checkpoint_g):
-        cfg = tiny_config(tmp_path / name, iters=4)
+    def trained(recompute):
+        cfg = tiny_config(tmp_path / recompute, iters=4)
         cfg = dataclasses.replace(
             cfg,
             model=dataclasses.replace(cfg.model, g_output="mask"),
-            loss=dataclasses.replace(cfg.loss, lambda_mask=lambda_mask),
-            run=dataclasses.replace(cfg.run, checkpoint_g=checkpoint_g),
+            loss=dataclasses.replace(cfg.loss, lambda_mask=lambda_mask, lambda_id=1.0),
+            run=dataclasses.replace(cfg.run, g_recompute=recompute),
         )
         trainer = Trainer(cfg, datasets=[celeba_like])
         trainer.fit()
         return _weights(trainer)
 
-    _assert_identical(trained("plain", False), trained("checkpointed", True))
+    plain = trained("none")
+    _assert_identical(plain, trained("norms"))
+    _assert_identical(plain, trained("all"))
 
 
 def test_gradients_are_freed_after_each_update(tmp_path, celeba_like):

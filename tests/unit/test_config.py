@@ -82,3 +82,18 @@ def test_d_cls_warmup_must_end_before_the_decay():
         OptimConfig(num_iters=10, num_iters_decay=5, d_cls_warmup=5)
     with pytest.raises(ConfigError, match="d_cls_warmup"):
         OptimConfig(d_cls_warmup=-1)
+
+
+@pytest.mark.parametrize(("flag", "mode"), [(True, "all"), (False, "none")])
+def test_configs_of_earlier_versions_still_load(flag, mode):
+    """Run folders and model files written before run.g_recompute say run.checkpoint_g."""
+    d = TrainConfig().to_dict()
+    del d["run"]["g_recompute"]
+    d["run"]["checkpoint_g"] = flag
+    assert TrainConfig.from_dict(d).run.g_recompute == mode
+    d["run"]["g_recompute"] = "norms"
+    with pytest.raises(ConfigError, match="checkpoint_g .* and g_recompute both given"):
+        TrainConfig.from_dict(d)
+    d["run"] = {"checkpoint_g": "yes"}
+    with pytest.raises(ConfigError, match="checkpoint_g: expected true or false, got 'yes'"):
+        TrainConfig.from_dict(d)

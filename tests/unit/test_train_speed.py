@@ -29,7 +29,7 @@ def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
         bf16=False,
         channels_last=False,
         flops=True,
-        checkpoint_g=None,  # the preset's
+        g_recompute=None,  # the preset's
     )
     result = train_speed.run(args, train_speed.MODES)
     ours, ref = result["modes"]["ours"], result["modes"]["reference"]
@@ -49,7 +49,7 @@ def test_profile_accounts_for_the_step_by_kind_of_work(train_speed):
     spec.loader.exec_module(profile_step)
     sys.path.remove(str(BENCHMARKS))
     args = argparse.Namespace(
-        preset="synth-tiny", device="cpu", channels_last=False, checkpoint_g=None, top=5, trace=None
+        preset="synth-tiny", device="cpu", channels_last=False, g_recompute=None, top=5, trace=None
     )
     result = profile_step.profile_steps(args)
     kinds = result["kinds"]

@@ -25,7 +25,7 @@ class ResidualBlock(nn.Module):
         self.main = nn.Sequential(
             nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
             instance_norm(channels),
-            nn.ReLU(inplace=True),
+            nn.ReLU(),
             nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
             instance_norm(channels),
         )

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import torch
-import torch.utils.checkpoint
-from torch import nn
+import functools
 
-from stargan.config import ModelConfig
+import torch
+from torch import nn
+from torch.utils.checkpoint import (
+    CheckpointPolicy,
+    checkpoint,
+    create_selective_checkpoint_contexts,
+    noop_context_fn,
+)
+
+from stargan.config import GRecompute, ModelConfig
 from stargan.models.blocks import ResidualBlock, check_images, instance_norm
 
 
@@ -15,7 +22,9 @@ def generator_layers(
 ) -> tuple[list[nn.Module], int]:
     """G up to its output conv: the encoder (7x7 conv + two strided convs), ``repeat_num``
     residual blocks and the decoder (two transposed convs), each conv bias-free and followed
-    by instance norm and ReLU. Returns the layers and the width they end at.
+    by instance norm and ReLU. Returns the layers and the width they end at. The ReLUs are
+    not in place (the release's are): an in-place ReLU on a recomputed instance norm's output
+    makes selective checkpointing (run.g_recompute 'norms') keep both, not just the conv's.
 
     Also builds the label-free G of the pairwise baselines (``stargan.baselines.networks``,
     ``in_channels`` 3), so their nets stay StarGAN's layer for layer.
@@ -24,13 +33,13 @@ def generator_layers(
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, dim, 7, 1, 3, bias=False),
         instance_norm(dim),
-        nn.ReLU(inplace=True),
+        nn.ReLU(),
     ]
     for _ in range(2):
         layers += [
             nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False),
             instance_norm(dim * 2),
-            nn.ReLU(inplace=True),
+            nn.ReLU(),
         ]
         dim *= 2
     layers += [ResidualBlock(dim) for _ in range(repeat_num)]
@@ -38,10 +47,22 @@ def generator_layers(
         layers += [
             nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False),
             instance_norm(dim // 2),
-            nn.ReLU(inplace=True),
+            nn.ReLU(),
         ]
         dim //= 2
     return layers, dim
+
+
+def _keep_conv_outputs(_ctx: object, op: object, *_args: object, **_kwargs: object) -> object:
+    """Selective checkpointing policy: a convolution's output is kept, everything after it
+    (instance norm, ReLU: memory-bound, cheap to redo) is recomputed in backward. Half of G's
+    activations, for about one instance-norm forward more per pass."""
+    if op is torch.ops.aten.convolution.default:
+        return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
+
+
+_SAVE_CONVS = functools.partial(create_selective_checkpoint_contexts, _keep_conv_outputs)
 
 
 class Generator(nn.Module):
@@ -79,13 +100,15 @@ class Generator(nn.Module):
         x: torch.Tensor,
         c: torch.Tensor,
         return_attention: bool = False,
-        checkpoint: bool = False,
+        recompute: GRecompute = "none",
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """x: [N, 3, S, S] in [-1, 1]; c: [N, c_dim] -> [N, 3, S, S] (in [-1, 1] unless
         g_output is 'residual', whose sums may overshoot; consumers clamp for display).
         With ``return_attention`` (g_output 'mask' only), also the mask [N, 1, S, S] in (0, 1).
-        With ``checkpoint`` the layers' activations are not kept for backward but recomputed
-        then (run.checkpoint_g); the result and its gradients are the same."""
+        ``recompute`` (run.g_recompute) trades the activations kept for backward against
+        recomputing them then: 'none' keeps them all, 'norms' keeps only the convolutions'
+        outputs (instance norms and ReLUs are redone), 'all' keeps only the input. The result
+        and its gradients are the same, bit for bit."""
         if return_attention and self.output != "mask":
             raise ValueError(f"only g_output 'mask' has an attention mask, not {self.output!r}")
         check_images(x, self.image_size, "Generator")
@@ -97,10 +120,11 @@ class Generator(nn.Module):
         # Tile the label over every pixel so each conv sees the target domain.
         c_map = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
         inputs = torch.cat([x, c_map], dim=1)
-        if checkpoint and torch.is_grad_enabled():
+        if recompute != "none" and torch.is_grad_enabled():
             # Non-reentrant: works under DDP (the recompute runs inside this module's backward,
-            # not through DDP's forward again) and with the gradient penalty's double backward.
-            out = torch.utils.checkpoint.checkpoint(self.main, inputs, use_reentrant=False)
+            # not through DDP's forward again).
+            context = _SAVE_CONVS if recompute == "norms" else noop_context_fn
+            out = checkpoint(self.main, inputs, use_reentrant=False, context_fn=context)
         else:
             out = self.main(inputs)
         if self.output == "residual":

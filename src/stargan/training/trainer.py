@@ -506,14 +506,14 @@ class Trainer:
         # Update D on real, fake and interpolated images. G's graph is kept only when G is
         # updated this iteration: its step then reuses this very translation (G is unchanged).
         attention = None  # G's mask, when its mean is penalised (loss.lambda_mask)
+        recompute = self.cfg.run.g_recompute
         with torch.set_grad_enabled(update_g):
-            checkpoint = self.cfg.run.checkpoint_g
             if update_g and lc.lambda_mask:
                 x_fake, attention = self.G_train(
-                    x_real, c_trg, return_attention=True, checkpoint=checkpoint
+                    x_real, c_trg, return_attention=True, recompute=recompute
                 )
             else:
-                x_fake = self.G_train(x_real, c_trg, checkpoint=checkpoint)
+                x_fake = self.G_train(x_real, c_trg, recompute=recompute)
         src, cls = self.D_train(torch.cat([x_real, x_fake.detach()]))
         src_real, src_fake = src[:n], src[n:]
         terms = {
@@ -536,7 +536,7 @@ class Trainer:
         self.D.requires_grad_(False)
         try:
             src_fake, cls_fake = self.D(x_fake)
-            x_rec = self.G_train(x_fake, c_org)
+            x_rec = self.G_train(x_fake, c_org, recompute=recompute)
             terms = {
                 "G/adv": losses.g_adversarial_loss(lc.adversarial, src_fake),
                 "G/cls": losses.classification_loss(spec.kind, cls_fake[:, part], label_trg),
@@ -549,7 +549,9 @@ class Trainer:
                 terms["G/mask"] = attention.mean()
                 g_loss = g_loss + lc.lambda_mask * terms["G/mask"]
             if lc.lambda_id:
-                terms["G/id"] = losses.reconstruction_loss(x_real, self.G_train(x_real, c_org))
+                terms["G/id"] = losses.reconstruction_loss(
+                    x_real, self.G_train(x_real, c_org, recompute=recompute)
+                )
                 g_loss = g_loss + lc.lambda_id * terms["G/id"]
             terms["G/loss"] = g_loss
             g_metrics = distributed.average_scalars(self.dist, terms)
