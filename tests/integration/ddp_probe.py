@@ -4,9 +4,10 @@ iteration, its weights.
 
     python -m torch.distributed.run --nproc-per-node=2 ... ddp_probe.py OUT MODE
 
-MODE "ddp" trains as ``stargan train`` does under torchrun; MODE "unsynced" swaps the DDP
-wrappers for the bare nets (no gradient averaging), the negative control showing that the
-ranks' data differs enough for a missing synchronisation to be seen.
+MODE "ddp" trains as ``stargan train`` does under torchrun; "ddp-norms" the same with
+run.g_recompute 'norms' (selective checkpointing inside DDP's backward); MODE "unsynced" swaps
+the DDP wrappers for the bare nets (no gradient averaging), the negative control showing that
+the ranks' data differs enough for a missing synchronisation to be seen.
 """
 
 from __future__ import annotations
@@ -58,7 +59,13 @@ def main(out: Path, mode: str, iters: int = 4) -> None:
         optim=OptimConfig(batch_size=4, num_iters=iters, num_iters_decay=iters // 2, n_critic=1),
         loss=LossConfig(lambda_id=1.0),
         data=(DataConfig(image_size=16, flip=True), DataConfig(image_size=16)),
-        run=RunConfig(out_dir=str(out / "run"), device="cpu", num_threads=1, sample_every=0),
+        run=RunConfig(
+            out_dir=str(out / "run"),
+            device="cpu",
+            num_threads=1,
+            sample_every=0,
+            g_recompute="norms" if mode == "ddp-norms" else "none",
+        ),
     )
     datasets = [RankFaces(spec, seed=100 * ctx.rank + k) for k, spec in enumerate(SPECS)]
     trainer = Trainer(cfg, datasets=datasets, overwrite=True)

@@ -156,6 +156,11 @@ def test_ranks_get_identical_gradients_from_different_data(tmp_path):
         rank0["weights"][0]["D.src.weight"], rank0["weights"][-1]["D.src.weight"]
     )
 
+    # G's norms recomputed inside DDP's backward: the same gradients, bit for bit.
+    recomputed, _ = _probe(tmp_path / "ddp-norms", "ddp-norms")
+    for a, b in zip(rank0["grads"], recomputed["grads"], strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
     # The control: without the DDP wrappers every optimizer step's gradients differ.
     rank0, rank1 = _probe(tmp_path / "unsynced", "unsynced")
     for a, b in zip(rank0["grads"], rank1["grads"], strict=True):

@@ -36,6 +36,8 @@ def test_paper_presets_are_faithful():
     )
     assert cfg.data[0].selected_attrs == ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
     assert (cfg.data[0].crop_size, cfg.model.g_conv_dim, cfg.model.g_repeat_num) == (178, 64, 6)
+    # Exact recomputation, not a change of recipe: it only lowers the memory peak.
+    assert cfg.run.g_recompute == "norms"
 
 
 def test_wrong_types_and_fields_name_the_problem():
