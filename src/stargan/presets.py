@@ -188,7 +188,7 @@ def _synth_demo() -> TrainConfig:
     return _synth(32, 2500, "runs/synth-demo", eval_every=500, d_cls_warmup=200)
 
 
-@register_preset("synth-long", "SynthFaces 32 px, our CPU recipe, about 45 min on one core")
+@register_preset("synth-long", "SynthFaces 32 px, our CPU recipe, about 50 min on one core")
 def _synth_long() -> TrainConfig:
     return _synth(32, 9000, "runs/synth-long", eval_every=500, sample_every=1000, d_cls_warmup=200)
 
