@@ -128,6 +128,12 @@ def main() -> None:
         choices=typing.get_args(GRecompute),
         help="override the preset's run.g_recompute",
     )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="run.precision 'bf16' (G's and D's forwards under bf16 autocast); the peak is "
+        "then the faster of an fp32 and a bf16 matmul",
+    )
     p.add_argument("--top", type=int, default=15, help="operators listed by self time")
     p.add_argument("--peak-size", type=int, default=4096)
     p.add_argument("--peak-reps", type=int, default=3)
@@ -140,14 +146,21 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     result = {"preset": args.preset, "threads": torch.get_num_threads(), **profile_steps(args)}
-    peak = peak_gflops(args, torch.float32)
-    result["peak_gflops_fp32"] = peak
+    result["peak_gflops_fp32"] = peak_gflops(args, torch.float32)
+    if args.bf16:
+        result["peak_gflops_bf16"] = peak_gflops(args, torch.bfloat16)
+    peak = max(result["peak_gflops_fp32"], result.get("peak_gflops_bf16", 0.0))
     flop_total = sum(r["gflop_per_iter"] for r in result["kinds"].values())
     result["percent_of_peak_at_profiled_op_time"] = (
         100 * flop_total / result["op_s_per_iter"] / peak
     )
 
-    print(f"{args.preset}, {result['threads']} thread(s); fp32 matmul peak {peak:.1f} GFLOP/s")
+    dtype = "fp32" if peak == result["peak_gflops_fp32"] else "bf16"
+    print(
+        f"{args.preset}, {result['threads']} thread(s)"
+        + (", bf16 autocast" if args.bf16 else "")
+        + f"; matmul peak {peak:.1f} GFLOP/s ({dtype})"
+    )
     header = ("s/iter", "share", "GFLOP", "GFLOP/s", "% peak")
     print(f"{'kind of work':40s} " + " ".join(f"{h:>8s}" for h in header))
     for kind, r in sorted(result["kinds"].items(), key=lambda kv: -kv[1]["s_per_iter"]):

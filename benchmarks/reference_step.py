@@ -36,6 +36,7 @@ def reference_train_step(
     """A D update on dataset k's batch, then a G update if ``update_g``: the release's way.
     Single process only (the release had no data parallelism)."""
     lc, G, D = trainer.cfg.loss, trainer.G, trainer.D
+    fwd = trainer.forward  # a net's forward in the run's precision (run.precision)
     spec, part = trainer.layout.specs[k], trainer.layout.slice(k)
     n = x_real.shape[0]
     if flip:
@@ -52,9 +53,9 @@ def reference_train_step(
         trainer.opt_d.zero_grad(set_to_none=True)
 
     # Train D: real images, then fakes (G's graph built and kept), then interpolates.
-    src_real, cls_real = D(x_real)
-    x_fake = G(x_real, c_trg)
-    src_fake, _ = D(x_fake.detach())
+    src_real, cls_real = fwd(D, x_real)
+    x_fake = fwd(G, x_real, c_trg)
+    src_fake, _ = fwd(D, x_fake.detach())
     terms = {
         "D/adv": losses.d_adversarial_loss(lc.adversarial, src_real, src_fake),
         "D/cls": losses.classification_loss(spec.kind, cls_real[:, part], label_org),
@@ -62,7 +63,7 @@ def reference_train_step(
     d_loss = terms["D/adv"] + lc.lambda_cls * terms["D/cls"]
     if lc.adversarial == "wgan-gp":
         x_hat = losses.interpolate(x_real, x_fake, alpha.to(trainer.device))
-        terms["D/gp"] = losses.gradient_penalty(D(x_hat)[0], x_hat)
+        terms["D/gp"] = losses.gradient_penalty(fwd(D, x_hat)[0], x_hat)
         d_loss = d_loss + lc.lambda_gp * terms["D/gp"]
     terms["D/loss"] = d_loss
     reset_grad()
@@ -73,9 +74,9 @@ def reference_train_step(
         return metrics
 
     # Train G: translate again, through D (whose weights still take gradients), and back.
-    x_fake = G(x_real, c_trg)
-    src_fake, cls_fake = D(x_fake)
-    x_rec = G(x_fake, c_org)
+    x_fake = fwd(G, x_real, c_trg)
+    src_fake, cls_fake = fwd(D, x_fake)
+    x_rec = fwd(G, x_fake, c_org)
     terms = {
         "G/adv": losses.g_adversarial_loss(lc.adversarial, src_fake),
         "G/cls": losses.classification_loss(spec.kind, cls_fake[:, part], label_trg),
@@ -83,7 +84,7 @@ def reference_train_step(
     }
     g_loss = terms["G/adv"] + lc.lambda_cls * terms["G/cls"] + lc.lambda_rec * terms["G/rec"]
     if lc.lambda_id:  # not in the release; kept so that such configs compare like for like
-        terms["G/id"] = losses.reconstruction_loss(x_real, G(x_real, c_org))
+        terms["G/id"] = losses.reconstruction_loss(x_real, fwd(G, x_real, c_org))
         g_loss = g_loss + lc.lambda_id * terms["G/id"]
     terms["G/loss"] = g_loss
     reset_grad()

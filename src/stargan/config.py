@@ -43,6 +43,7 @@ CacheMode = Literal["none", "memory", "disk"]
 NonFinitePolicy = Literal["stop", "skip"]
 DistBackend = Literal["auto", "gloo", "nccl"]
 GRecompute = Literal["none", "norms", "all"]
+Precision = Literal["fp32", "bf16"]
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,13 @@ class RunConfig:
     gradients, bit for bit): 'none' keeps every activation; 'norms' keeps the convolutions'
     outputs only and redoes instance norms and ReLUs (half of G's activations); 'all' keeps
     G's inputs only and redoes each pass's whole forward. docs/performance.md measures each."""
+    precision: Precision = "fp32"
+    """Arithmetic of the training passes: 'fp32' (the paper's) or 'bf16': G's and D's
+    forwards, and so their backwards, under bfloat16 autocast, while weights, gradients, Adam
+    state and losses stay fp32. Several times faster where the hardware multiplies bf16
+    (CPUs with AMX, GPUs from Ampere on), slower where it does not; not the same arithmetic,
+    so seeded runs differ from fp32 ones: docs/performance.md measures its speed and its
+    effect on SynthFaces quality."""
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None
@@ -313,6 +321,15 @@ class RunConfig:
         _check(
             self.on_nonfinite in typing.get_args(NonFinitePolicy),
             f"run.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}",
+        )
+        _check(
+            self.g_recompute in typing.get_args(GRecompute),
+            f"run.g_recompute must be one of {typing.get_args(GRecompute)}, "
+            f"got {self.g_recompute!r}",
+        )
+        _check(
+            self.precision in typing.get_args(Precision),
+            f"run.precision must be one of {typing.get_args(Precision)}, got {self.precision!r}",
         )
         _check(
             self.dist_backend in typing.get_args(DistBackend),

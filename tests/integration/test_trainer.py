@@ -4,8 +4,10 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import CELEBA_SPEC, RAFD_SPEC, TensorFaces, tiny_config
+from stargan.config import ConfigError
 from stargan.evaluation import EvaluationError
 from stargan.inference import load
 from stargan.training.checkpoint import CheckpointError
@@ -309,3 +311,87 @@ def test_gradients_are_freed_after_each_update(tmp_path, celeba_like):
         n for net in (trainer.G, trainer.D) for n, p in net.named_parameters() if p.grad is not None
     ]
     assert kept == []
+
+
+class _ConvDtypes(TorchDispatchMode):
+    """The dtypes of the inputs of every convolution and matrix product run while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[torch.dtype] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        packet = func._overloadpacket
+        if packet in (torch.ops.aten.convolution, torch.ops.aten.mm, torch.ops.aten.bmm):
+            self.seen.add(args[0].dtype)
+        return func(*args, **(kwargs or {}))
+
+
+def _bf16_config(path, **run):
+    return tiny_config(path, iters=4, precision="bf16", **run)
+
+
+def test_bf16_precision_multiplies_in_bf16_and_keeps_fp32_state(tmp_path, celeba_like):
+    """run.precision 'bf16': every conv and matrix product of a training step (forwards,
+    backwards, the penalty's double backward) in bf16; weights, gradients' targets, Adam
+    state and losses in fp32."""
+    fp32 = Trainer(tiny_config(tmp_path / "fp32", iters=4), datasets=[celeba_like])
+    trainer = Trainer(_bf16_config(tmp_path / "bf16"), datasets=[celeba_like])
+    x, label = celeba_like.images[:4], celeba_like.labels[:4]
+    with _ConvDtypes() as watch:
+        metrics = trainer.train_step(0, x, label, update_g=True)
+    assert watch.seen == {torch.bfloat16}
+    with _ConvDtypes() as watch:
+        fp32_metrics = fp32.train_step(0, x, label, update_g=True)
+    assert watch.seen == {torch.float32}
+    assert {"D/gp", "G/rec"} <= metrics.keys() and all(map(math.isfinite, metrics.values()))
+    for opt in (trainer.opt_g, trainer.opt_d):
+        for state in opt.state.values():
+            assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+    assert {v.dtype for v in _weights(trainer).values()} <= {torch.float32, torch.int64}
+    # The same seed and draws: close to the fp32 step's losses, but not its arithmetic.
+    assert metrics != fp32_metrics
+    assert metrics["G/rec"] == pytest.approx(fp32_metrics["G/rec"], rel=0.05)
+
+
+def test_forward_in_fp32_is_the_net_itself(tmp_path, celeba_like):
+    """The fp32 path computes exactly what the net computes (the paper presets' arithmetic)."""
+    trainer = Trainer(tiny_config(tmp_path), datasets=[celeba_like])
+    x = celeba_like.images[:2]
+    src, cls = trainer.forward(trainer.D, x)
+    want_src, want_cls = trainer.D(x)
+    assert torch.equal(src, want_src) and torch.equal(cls, want_cls)
+
+
+def test_bf16_training_resumes_and_recomputes_bit_for_bit(tmp_path, celeba_like):
+    """Recomputing G in backward replays the forward under the same autocast, so bf16 runs
+    give the same weights with every run.g_recompute; they are seeded, and resume exactly."""
+
+    def trained(name, **run):
+        trainer = Trainer(_bf16_config(tmp_path / name, **run), datasets=[celeba_like])
+        trainer.fit()
+        return _weights(trainer)
+
+    plain = trained("none")
+    _assert_identical(plain, trained("norms", g_recompute="norms"))
+    _assert_identical(plain, trained("all", g_recompute="all"))
+    _assert_identical(plain, trained("again"))
+    cfg = _bf16_config(tmp_path / "cut")
+    first = Trainer(cfg, datasets=[celeba_like])
+    for _ in range(3):
+        first.train_iteration()
+        first.step += 1
+    first.save_state()
+    second = Trainer(cfg, datasets=[celeba_like], resume="auto")
+    second.fit()
+    _assert_identical(plain, _weights(second))
+
+
+def test_bf16_on_a_gpu_without_it_is_refused(tmp_path, celeba_like, monkeypatch):
+    from stargan.training import distributed
+
+    monkeypatch.setattr(distributed, "device_for", lambda *_: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda _: "Tesla V100")
+    with pytest.raises(ConfigError, match="Tesla V100 has no bf16 arithmetic"):
+        Trainer(_bf16_config(tmp_path), datasets=[celeba_like])

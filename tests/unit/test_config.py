@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from stargan.config import ConfigError, DataConfig, OptimConfig, TrainConfig
+from stargan.config import ConfigError, DataConfig, OptimConfig, RunConfig, TrainConfig
 from stargan.presets import get_preset, preset_names
 
 
@@ -38,6 +38,7 @@ def test_paper_presets_are_faithful():
     assert (cfg.data[0].crop_size, cfg.model.g_conv_dim, cfg.model.g_repeat_num) == (178, 64, 6)
     # Exact recomputation, not a change of recipe: it only lowers the memory peak.
     assert cfg.run.g_recompute == "norms"
+    assert all(get_preset(name).run.precision == "fp32" for name in preset_names())
 
 
 def test_wrong_types_and_fields_name_the_problem():
@@ -53,6 +54,10 @@ def test_wrong_types_and_fields_name_the_problem():
         OptimConfig(n_critic=0)
     with pytest.raises(ConfigError, match="must equal model.image_size"):
         TrainConfig(data=(DataConfig(image_size=64),))
+    with pytest.raises(ConfigError, match=r"run.precision must be one of \('fp32', 'bf16'\)"):
+        RunConfig(precision="fp16")
+    with pytest.raises(ConfigError, match="run.g_recompute must be one of .*got 'some'"):
+        RunConfig(g_recompute="some")
 
 
 def test_unknown_preset_lists_valid_names():

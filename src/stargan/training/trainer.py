@@ -169,6 +169,15 @@ class Trainer:
                 f"divisible by the number of ranks ({self.dist.world_size})"
             )
         self.device = distributed.device_for(cfg.run.device, self.dist)
+        if (
+            cfg.run.precision == "bf16"
+            and self.device.type == "cuda"
+            and not torch.cuda.is_bf16_supported()
+        ):
+            raise ConfigError(
+                f"run.precision 'bf16': {torch.cuda.get_device_name(self.device)} has no bf16 "
+                f"arithmetic (GPUs from Ampere on do); use --precision fp32"
+            )
         self.callbacks = list(callbacks) if self.dist.is_main else []
         if cfg.run.tensorboard and self.dist.is_main:
             self.callbacks.append(TensorBoardCallback(self.out_dir / "tensorboard"))
@@ -428,6 +437,19 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr_at(base, self.step, o)
 
+    def forward(
+        self, net: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]], *inputs, **kwargs
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """``net(*inputs, **kwargs)`` in the run's precision (run.precision), its outputs in
+        fp32 for the losses. Backward passes, the gradient penalty's included, run outside
+        autocast, as torch recommends: each op's backward takes its forward's dtype anyway."""
+        with torch.autocast(
+            self.device.type, torch.bfloat16, enabled=self.cfg.run.precision == "bf16"
+        ):
+            out = net(*inputs, **kwargs)
+        # .float() returns an fp32 tensor itself: the fp32 path computes exactly as before.
+        return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
+
     def train_iteration(self) -> dict[str, float]:
         """One iteration: per dataset, ``ratio`` D updates, each followed by a G update
         when ``(step + 1) % n_critic == 0`` (the official alternation)."""
@@ -468,7 +490,7 @@ class Trainer:
         if flip:
             x_real = self._flip(x_real)
         x_real, label_org = x_real.to(self.device, non_blocking=True), label_org.to(self.device)
-        src, cls = self.D_train(x_real)
+        src, cls = self.forward(self.D_train, x_real)
         terms = {"D/cls": losses.classification_loss(spec.kind, cls[:, part], label_org)}
         metrics = distributed.average_scalars(self.dist, terms)
         # The source head takes part with weight 0: DDP requires every parameter to get a
@@ -509,12 +531,12 @@ class Trainer:
         recompute = self.cfg.run.g_recompute
         with torch.set_grad_enabled(update_g):
             if update_g and lc.lambda_mask:
-                x_fake, attention = self.G_train(
-                    x_real, c_trg, return_attention=True, recompute=recompute
+                x_fake, attention = self.forward(
+                    self.G_train, x_real, c_trg, return_attention=True, recompute=recompute
                 )
             else:
-                x_fake = self.G_train(x_real, c_trg, recompute=recompute)
-        src, cls = self.D_train(torch.cat([x_real, x_fake.detach()]))
+                x_fake = self.forward(self.G_train, x_real, c_trg, recompute=recompute)
+        src, cls = self.forward(self.D_train, torch.cat([x_real, x_fake.detach()]))
         src_real, src_fake = src[:n], src[n:]
         terms = {
             "D/adv": losses.d_adversarial_loss(lc.adversarial, src_real, src_fake),
@@ -523,7 +545,7 @@ class Trainer:
         d_loss = terms["D/adv"] + lc.lambda_cls * terms["D/cls"]
         if lc.adversarial == "wgan-gp":
             x_hat = losses.interpolate(x_real, x_fake, alpha.to(self.device))
-            terms["D/gp"] = losses.gradient_penalty(self.D_train(x_hat)[0], x_hat)
+            terms["D/gp"] = losses.gradient_penalty(self.forward(self.D_train, x_hat)[0], x_hat)
             d_loss = d_loss + lc.lambda_gp * terms["D/gp"]
         terms["D/loss"] = d_loss
         metrics = distributed.average_scalars(self.dist, terms)
@@ -535,8 +557,8 @@ class Trainer:
         # (no DDP bookkeeping for a pass that updates nothing of D).
         self.D.requires_grad_(False)
         try:
-            src_fake, cls_fake = self.D(x_fake)
-            x_rec = self.G_train(x_fake, c_org, recompute=recompute)
+            src_fake, cls_fake = self.forward(self.D, x_fake)
+            x_rec = self.forward(self.G_train, x_fake, c_org, recompute=recompute)
             terms = {
                 "G/adv": losses.g_adversarial_loss(lc.adversarial, src_fake),
                 "G/cls": losses.classification_loss(spec.kind, cls_fake[:, part], label_trg),
@@ -550,7 +572,7 @@ class Trainer:
                 g_loss = g_loss + lc.lambda_mask * terms["G/mask"]
             if lc.lambda_id:
                 terms["G/id"] = losses.reconstruction_loss(
-                    x_real, self.G_train(x_real, c_org, recompute=recompute)
+                    x_real, self.forward(self.G_train, x_real, c_org, recompute=recompute)
                 )
                 g_loss = g_loss + lc.lambda_id * terms["G/id"]
             terms["G/loss"] = g_loss
