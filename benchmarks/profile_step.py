@@ -40,7 +40,7 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("convolution forward", r"convolution|conv2d|mkldnn_conv"),
     ("matrix products (D's tiny-map convs)", r"^aten::(mm|addmm|bmm|matmul|linear)$"),
     ("im2col / col2im (tiny-map convs)", r"im2col|col2im|unfold|fold"),
-    ("instance norm", r"norm"),
+    ("instance norm", r"batch_norm|group_norm|instance_norm"),
     ("activations", r"relu|leaky|threshold|tanh|sigmoid|elu"),
     ("Adam", r"adam|_foreach|lerp|addcdiv|addcmul"),
     ("copies and layout", r"copy|clone|contiguous|cat|stack|to_|_to_copy|empty|zeros|fill"),

@@ -48,7 +48,7 @@ from torch.utils.flop_counter import flop_registry
 
 from stargan.config import GRecompute, RunConfig
 from stargan.data.labels import LabelSpec
-from stargan.models.blocks import SmallMapConv2d
+from stargan.models.blocks import InstanceNorm2d, SmallMapConv2d
 from stargan.presets import get_preset
 from stargan.training.trainer import Trainer
 
@@ -133,10 +133,14 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
         trainer.opt_d = torch.optim.Adam(
             trainer.D.parameters(), o.d_lr, (o.beta1, o.beta2), foreach=False
         )
-        # The release's D is plain nn.Conv2d: its tiny-map convs take no GEMM path.
+        # The release's D is plain nn.Conv2d: its tiny-map convs take no GEMM path; its G's
+        # norms are nn.InstanceNorm2d: no group-norm kernel.
         for m in trainer.D.modules():
             if isinstance(m, SmallMapConv2d):
                 m.max_positions = 0
+        for m in trainer.G.modules():
+            if isinstance(m, InstanceNorm2d):
+                m.group_kernel = False
     return trainer
 
 
@@ -288,7 +292,13 @@ def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
         cmd += ["--threads", str(args.threads), "--device", args.device]
         cmd += [
             flag
-            for flag in ("--bf16", "--channels-last", "--cudnn-benchmark", "--plain-convs")
+            for flag in (
+                "--bf16",
+                "--channels-last",
+                "--cudnn-benchmark",
+                "--plain-convs",
+                "--plain-norms",
+            )
             if getattr(args, flag[2:].replace("-", "_"))
         ]
         if args.g_recompute:
@@ -369,6 +379,12 @@ def main() -> None:
         "does (SmallMapConv2d's GEMM path off), to measure what that path gains",
     )
     p.add_argument(
+        "--plain-norms",
+        action="store_true",
+        help="our G's instance norms use instance_norm's kernel too, as the reference's always "
+        "do (InstanceNorm2d's group-norm kernel off), to measure what that kernel gains",
+    )
+    p.add_argument(
         "--g-recompute",
         choices=typing.get_args(GRecompute),
         help="override the preset's run.g_recompute (what G's training passes keep for "
@@ -384,6 +400,8 @@ def main() -> None:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     if args.plain_convs:
         SmallMapConv2d.max_positions = 0
+    if args.plain_norms:
+        InstanceNorm2d.group_kernel = False
 
     modes = MODES if args.mode == "both" else (args.mode,)
     result = {
@@ -393,6 +411,7 @@ def main() -> None:
         "bf16": args.bf16,
         "channels_last": args.channels_last,
         "plain_convs": args.plain_convs,
+        "plain_norms": args.plain_norms,
         "g_recompute": g_recompute(args),
         "batch_size": get_preset(args.preset).optim.batch_size,
         "image_size": get_preset(args.preset).model.image_size,
@@ -425,6 +444,7 @@ def main() -> None:
         + (", bf16 autocast" if args.bf16 else "")
         + (", channels_last" if args.channels_last else "")
         + (", plain convs (no GEMM path)" if args.plain_convs else "")
+        + (", plain norms (instance_norm's kernel)" if args.plain_norms else "")
     )
     print_table(result)
     if "peak_gflops_fp32" in result:

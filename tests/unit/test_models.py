@@ -164,3 +164,34 @@ def test_recomputing_generator_keeps_less_and_computes_the_same(output):
         assert torch.equal(g(x, c, recompute=mode), g(x, c))
         with torch.no_grad():
             assert torch.equal(g(x, c, recompute=mode), g(x, c))
+
+
+def test_instance_norm_is_torchs_with_a_faster_kernel():
+    """blocks.InstanceNorm2d: nn.InstanceNorm2d's parameters and results (outputs and every
+    gradient, to rounding) through the group-norm kernel, which it really takes on the CPU."""
+    from stargan.models.blocks import instance_norm
+
+    torch.manual_seed(0)
+    ours, theirs = instance_norm(6), torch.nn.InstanceNorm2d(6, affine=True)
+    with torch.no_grad():
+        theirs.weight.uniform_(0.5, 2)
+        theirs.bias.normal_()
+    ours.load_state_dict(theirs.state_dict())
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    x = torch.randn(3, 6, 9, 7) * 4 + 1
+    grads = []
+    for norm in (ours, theirs):
+        xi = x.clone().requires_grad_()
+        y = norm(xi)
+        y.pow(2).mul(torch.linspace(-1, 1, 7)).sum().backward()
+        grads.append((y, xi.grad, norm.weight.grad, norm.bias.grad))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    with torch.profiler.profile() as prof:
+        ours(x)
+    ops = {e.key for e in prof.key_averages()}
+    assert "aten::native_group_norm" in ops and "aten::native_batch_norm" not in ops
+    ours.group_kernel = False  # what the benchmarks' reference mode (the release) computes
+    with torch.profiler.profile() as prof:
+        torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+    assert "aten::native_batch_norm" in {e.key for e in prof.key_averages()}
