@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 import typing
 
 import pytest
@@ -164,6 +165,35 @@ def test_recomputing_generator_keeps_less_and_computes_the_same(output):
         assert torch.equal(g(x, c, recompute=mode), g(x, c))
         with torch.no_grad():
             assert torch.equal(g(x, c, recompute=mode), g(x, c))
+
+
+def _peak_bytes(fn) -> int:
+    """The most bytes held at once by the allocations made while ``fn`` runs, from the
+    profiler's allocation records in time order."""
+    cpu = torch.profiler.ProfilerActivity.CPU
+    with torch.profiler.profile(activities=[cpu], profile_memory=True) as prof:
+        fn()
+    records = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]"
+    )
+    return max(itertools.accumulate(n for _, n in records))
+
+
+@pytest.mark.parametrize("output", ["image", "mask"])
+def test_recomputing_generator_rebuilds_one_span_at_a_time(output):
+    """'norms' lowers the peak of a forward and backward, not only what the forward keeps:
+    backward rebuilds the norms and ReLUs span by span. Rebuilding all of G's at once (one
+    checkpoint around G) peaks as high as keeping everything (measured 1.00-1.04x here)."""
+    cfg = dataclasses.replace(_tiny(), g_output=output, image_size=32, g_repeat_num=3)
+    torch.manual_seed(0)
+    g, x, c = build_generator(cfg), torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 5)
+
+    def peak(mode: str) -> int:
+        return _peak_bytes(lambda: g(x, c, recompute=mode).square().sum().backward())
+
+    assert peak("norms") < 0.9 * peak("none")  # 0.81-0.82 measured
 
 
 def test_instance_norm_is_torchs_with_a_faster_kernel():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 
 import torch
 from torch import nn
@@ -65,6 +66,19 @@ def _keep_conv_outputs(_ctx: object, op: object, *_args: object, **_kwargs: obje
 _SAVE_CONVS = functools.partial(create_selective_checkpoint_contexts, _keep_conv_outputs)
 
 
+def _recompute_spans(layers: list[nn.Module]) -> list[slice]:
+    """G's layers cut after each of its top-level convs, for run.g_recompute 'norms'.
+
+    Each span starts at a conv's output (kept anyway) and ends at the next conv's, so a span
+    keeps no input of its own. The residual blocks stay inside one span: cutting after each
+    would keep their sums (which are recomputed now) in every pass."""
+    cuts = [
+        i + 1 for i, layer in enumerate(layers) if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d)
+    ]
+    bounds = [0, *(c for c in cuts if 0 < c < len(layers)), len(layers)]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+
+
 class Generator(nn.Module):
     """Encoder (7x7 conv + two strided convs), residual bottleneck, decoder (two transposed
     convs + 7x7 conv, tanh). All convs are bias-free: instance norm follows each of them.
@@ -94,6 +108,7 @@ class Generator(nn.Module):
                 out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -4.0]))  # mask ~0.02: nearly closed
             layers.append(out)
         self.main = nn.Sequential(*layers)
+        self._spans = _recompute_spans(layers)
 
     def forward(
         self,
@@ -122,9 +137,18 @@ class Generator(nn.Module):
         inputs = torch.cat([x, c_map], dim=1)
         if recompute != "none" and torch.is_grad_enabled():
             # Non-reentrant: works under DDP (the recompute runs inside this module's backward,
-            # not through DDP's forward again).
-            context = _SAVE_CONVS if recompute == "norms" else noop_context_fn
-            out = checkpoint(self.main, inputs, use_reentrant=False, context_fn=context)
+            # not through DDP's forward again). G draws no random numbers, so no RNG state
+            # is saved (5 KB per checkpoint).
+            redo = functools.partial(checkpoint, use_reentrant=False, preserve_rng_state=False)
+            if recompute == "all":
+                out = redo(self.main, inputs, context_fn=noop_context_fn)
+            else:
+                # One checkpoint per span: backward rebuilds one span's norms and ReLUs at a
+                # time, not all of G's at once as its backward begins (303 MiB less at the
+                # paper step's peak, docs/performance.md).
+                out = inputs
+                for span in self._spans:
+                    out = redo(self.main[span], out, context_fn=_SAVE_CONVS)
         else:
             out = self.main(inputs)
         if self.output == "residual":
