@@ -281,8 +281,9 @@ class RunConfig:
     g_recompute: GRecompute = "none"
     """What G's training passes keep for backward, against recomputing it there (the same
     gradients, bit for bit): 'none' keeps every activation; 'norms' keeps the convolutions'
-    outputs only and redoes instance norms and ReLUs (half of G's activations); 'all' keeps
-    G's inputs only and redoes each pass's whole forward. docs/performance.md measures each."""
+    outputs only (the first conv's excepted) and redoes instance norms and ReLUs span by span
+    (about half of G's activations); 'all' keeps G's inputs only and redoes each pass's whole
+    forward. docs/performance.md measures each."""
     precision: Precision = "fp32"
     """Arithmetic of the training passes: 'fp32' (the paper's) or 'bf16': G's and D's
     forwards, and so their backwards, under bfloat16 autocast, while weights, gradients, Adam
