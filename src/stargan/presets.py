@@ -54,7 +54,8 @@ def get_preset(name: str) -> TrainConfig:
 def _paper(size: int, data: tuple[DataConfig, ...], out: str) -> TrainConfig:
     # The official release saves every 10k iterations and samples every 1k. G's training
     # passes keep only their conv outputs (the same gradients): at 128 px, batch 16, that
-    # took peak RSS from 3460 to 2918 MiB at no measurable cost in time (docs/performance.md);
+    # took peak RSS from 3460 to 2918 MiB at no measurable cost in time, and span by span to
+    # 2531-2662 MiB at two threads (docs/performance.md);
     # at 32 px it saves nothing worth its 11 %, so the SynthFaces presets keep everything.
     return TrainConfig(
         model=ModelConfig(image_size=size),
