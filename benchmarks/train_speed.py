@@ -99,6 +99,16 @@ def g_recompute(args: argparse.Namespace) -> str:
     return args.g_recompute or get_preset(args.preset).run.g_recompute
 
 
+def channels_last(args: argparse.Namespace, mode: str) -> bool:
+    """run.channels_last: ours the preset's unless --[no-]channels-last; the reference keeps
+    the release's NCHW tensors."""
+    if mode == "reference":
+        return False
+    if args.channels_last is None:
+        return get_preset(args.preset).run.channels_last
+    return args.channels_last
+
+
 def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
     cfg = get_preset(args.preset)
     spec = LabelSpec(cfg.data[0].selected_attrs or ("a", "b", "c", "d", "e"), "binary")
@@ -116,13 +126,11 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
             save_every=10**9,
             device=args.device,
             g_recompute=g_recompute(args),
+            channels_last=channels_last(args, mode),
             precision="bf16" if args.bf16 else "fp32",
         ),
     )
     trainer = Trainer(cfg, datasets=[RandomData(spec, 4 * batch, size)])
-    if args.channels_last:
-        trainer.G.to(memory_format=torch.channels_last)
-        trainer.D.to(memory_format=torch.channels_last)
     if mode == "reference":
         trainer.train_step = types.MethodType(reference_train_step, trainer)
         # The release's Adam is the per-tensor loop (ours is fused): same update, slower.
@@ -294,7 +302,6 @@ def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
             flag
             for flag in (
                 "--bf16",
-                "--channels-last",
                 "--cudnn-benchmark",
                 "--plain-convs",
                 "--plain-norms",
@@ -303,6 +310,8 @@ def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
         ]
         if args.g_recompute:
             cmd += ["--g-recompute", args.g_recompute]
+        if args.channels_last is not None:
+            cmd += ["--channels-last" if args.channels_last else "--no-channels-last"]
         cmd += ["--warmup", "0", "--iters", "1", "--no-flops", "--peak-reps", "0"]
         cmd += ["--json", str(out)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -370,7 +379,12 @@ def main() -> None:
         action="store_true",
         help="run.precision 'bf16' in both modes: G's and D's forwards under bf16 autocast",
     )
-    p.add_argument("--channels-last", action="store_true", help="G and D in channels_last")
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        help="override the preset's run.channels_last (G and D in NHWC memory order; ours "
+        "only, the reference keeps the release's NCHW)",
+    )
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
     p.add_argument(
         "--plain-convs",
@@ -409,7 +423,7 @@ def main() -> None:
         "device": args.device,
         "threads": torch.get_num_threads(),
         "bf16": args.bf16,
-        "channels_last": args.channels_last,
+        "channels_last": channels_last(args, "ours"),
         "plain_convs": args.plain_convs,
         "plain_norms": args.plain_norms,
         "g_recompute": g_recompute(args),
@@ -442,7 +456,7 @@ def main() -> None:
         f"{result['iterations']} timed iterations after {result['warmup']} warm-up, "
         f"device {args.device}, {result['threads']} thread(s)"
         + (", bf16 autocast" if args.bf16 else "")
-        + (", channels_last" if args.channels_last else "")
+        + (", ours channels_last" if channels_last(args, "ours") else "")
         + (", plain convs (no GEMM path)" if args.plain_convs else "")
         + (", plain norms (instance_norm's kernel)" if args.plain_norms else "")
     )

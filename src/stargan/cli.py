@@ -54,7 +54,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             flag = _RENAMED.get((section, f.name), f.name)
             if flag is None:
                 continue  # derived from other settings
-            tp, kwargs = hints[f.name], {"help": docs.get(f.name, ""), "default": None}
+            # argparse formats help with %: a docstring's "10 % of" must reach it as "%%".
+            help_text = docs.get(f.name, "").replace("%", "%%")
+            tp, kwargs = hints[f.name], {"help": help_text, "default": None}
             dest = f"cfg:{section}:{f.name}"
             if tp is bool:
                 group.add_argument(

@@ -291,6 +291,12 @@ class RunConfig:
     (CPUs with AMX, GPUs from Ampere on), slower where it does not; not the same arithmetic,
     so seeded runs differ from fp32 ones: docs/performance.md measures its speed and its
     effect on SynthFaces quality."""
+    channels_last: bool = False
+    """Keep G's and D's weights, and so their activations, in channels_last (NHWC) memory
+    order: the same arithmetic, rounded by other kernels. The paper presets' setting: oneDNN's
+    convolutions took 8-10 percent off a 128 px iteration on the Intel CPU of
+    docs/performance.md, while at 32 px it cost 4 percent; benchmarks/train_speed.py
+    --[no-]channels-last measures it on other machines."""
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None

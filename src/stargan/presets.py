@@ -57,13 +57,20 @@ def _paper(size: int, data: tuple[DataConfig, ...], out: str) -> TrainConfig:
     # took peak RSS from 3460 to 2918 MiB at no measurable cost in time, and span by span to
     # 2531-2662 MiB at two threads (docs/performance.md);
     # at 32 px it saves nothing worth its 11 %, so the SynthFaces presets keep everything.
+    # NHWC memory order took 8-10 % off a 128 px iteration on the Intel CPU of
+    # docs/performance.md (oneDNN's convolutions); at 32 px it cost ~4 %, so not there.
     return TrainConfig(
         model=ModelConfig(image_size=size),
         loss=LossConfig(),
         optim=OptimConfig(num_iters=200_000, num_iters_decay=100_000),
         data=data,
         run=RunConfig(
-            out_dir=out, sample_every=1000, save_every=10_000, log_every=10, g_recompute="norms"
+            out_dir=out,
+            sample_every=1000,
+            save_every=10_000,
+            log_every=10,
+            g_recompute="norms",
+            channels_last=True,
         ),
     )
 

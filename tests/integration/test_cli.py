@@ -179,3 +179,25 @@ def test_dry_run_leaves_an_existing_run_untouched(tmp_path, capsys):
     for flag in ("--overwrite", "--resume"):
         assert main(["train", *TINY, "--out", str(tmp_path), "--dry-run", flag]) == 0
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+def _subcommands(parser, prefix=()):
+    """Every command path of the parser, nested ones included."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        for name, sub in action.choices.items():
+            yield (*prefix, name)
+            yield from _subcommands(sub, (*prefix, name))
+
+
+def test_every_command_prints_its_help(capsys):
+    """--help formats every option's text (a bare '%' in a config docstring once crashed
+    `stargan train --help`)."""
+    from stargan.cli import build_parser
+
+    commands = list(_subcommands(build_parser()))
+    assert ("train",) in commands and ("data", "synth") in commands
+    for command in commands:
+        with pytest.raises(SystemExit) as exit_:
+            main([*command, "--help"])
+        assert exit_.value.code == 0, command
+        assert "usage:" in capsys.readouterr().out

@@ -38,6 +38,8 @@ def test_paper_presets_are_faithful():
     assert (cfg.data[0].crop_size, cfg.model.g_conv_dim, cfg.model.g_repeat_num) == (178, 64, 6)
     # Exact recomputation, not a change of recipe: it only lowers the memory peak.
     assert cfg.run.g_recompute == "norms"
+    # A memory order, not arithmetic: paper presets at 128 px and up, where it is faster.
+    assert cfg.run.channels_last and not get_preset("synth-demo").run.channels_last
     assert all(get_preset(name).run.precision == "fp32" for name in preset_names())
 
 

@@ -4,6 +4,7 @@ initialisation, same outputs, gradients and gradient-penalty double backward."""
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from stargan import losses
 from stargan.config import ModelConfig
@@ -60,6 +61,44 @@ def test_gemm_path_matches_conv2d_values_gradients_and_double_backward(
     assert len(calls) == 1  # only the nn.Conv2d twin ran a convolution kernel
     for a, b in zip(*results, strict=True):
         assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+class _Copies(TorchDispatchMode):
+    """Records the element counts of the copies made under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.numels = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in (torch.ops.aten.clone.default, torch.ops.aten.copy_.default):
+            self.numels.append(out.numel())
+        return out
+
+
+def test_gemm_path_reads_a_channels_last_weight_in_place():
+    """run.channels_last: the weight lies in memory as [C_out, kh, kw, C_in], and the GEMM
+    reads it so (D's last weight is 134 MB at 128 px: a copy per pass cost more than the
+    GEMM), hands back a channels_last output, and still computes nn.Conv2d's values and
+    gradients, the gradient penalty's double backward included."""
+    conv, small = twins(16, 32, 4, 2, 1)
+    small.to(memory_format=torch.channels_last)
+    x = torch.randn(3, 16, 4, 4, dtype=torch.float64)
+    results = []
+    for layer, xi in ((conv, x.clone()), (small, x.to(memory_format=torch.channels_last))):
+        xi.requires_grad_(True)
+        with _Copies() as copies:
+            y = layer(xi)
+        (gx,) = torch.autograd.grad((y * y.detach().sin()).sum(), xi, create_graph=True)
+        loss = y.square().mean() + gx.square().sum()
+        results.append((y, *torch.autograd.grad(loss, [xi, *layer.parameters()])))
+    assert small.weight.numel() not in copies.numels
+    y, _, weight_grad, _ = results[1]
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert weight_grad.stride() == small.weight.stride()  # accumulated without a copy
+    for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 

@@ -131,6 +131,17 @@ def load_optimizer(
         opt.load_state_dict({"state": state, "param_groups": param_groups})
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: optimizer state '{prefix}' does not fit: {e}") from None
+    # Files hold contiguous tensors; a channels_last parameter (run.channels_last) needs its
+    # moments in its own memory order: fused Adam walks parameter, gradient and state in
+    # memory order without looking at strides, so mismatched ones update the wrong elements.
+    for param, param_state in opt.state.items():
+        for key, value in param_state.items():
+            if (
+                torch.is_tensor(value)
+                and value.shape == param.shape
+                and value.stride() != param.stride()
+            ):
+                param_state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def save_model_file(
