@@ -1,5 +1,6 @@
-"""Translation latency of G for a preset's model shape (random weights): PyTorch eager,
-torch.compile (opt-in) and ONNX Runtime, at batch 1 and batched.
+"""Translation latency of G for a preset's model shape (random weights): PyTorch eager (NCHW,
+and NHWC as `stargan translate --channels-last` runs it), torch.compile (opt-in) and ONNX
+Runtime, at batch 1 and batched.
 
     taskset -c 1 python benchmarks/infer_speed.py --preset celeba-128 --threads 1
     python benchmarks/infer_speed.py --preset celeba-128 --batches 1 16 --compile --json out.json
@@ -15,6 +16,7 @@ ONNX export time is given too. Times are for G alone: image decoding and label i
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import statistics
@@ -95,6 +97,14 @@ def main() -> None:
 
     for n, (x, c) in inputs.items():
         rows.append(row("eager", n, time_calls(args, eager, x, c)))
+    g_nhwc = copy.deepcopy(g).to(memory_format=torch.channels_last)
+
+    def eager_nhwc(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return g_nhwc(x.to(args.device), c.to(args.device)).cpu()
+
+    for n, (x, c) in inputs.items():
+        rows.append(row("eager NHWC", n, time_calls(args, eager_nhwc, x, c)))
 
     if args.compile:
         from torch._inductor import config as inductor_config

@@ -195,7 +195,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     if args.size is not None and args.size < 1:
         raise ConfigError(f"--size must be a positive number of pixels, got {args.size}")
-    model = inference.load(args.model, args.device, args.backend)
+    model = inference.load(args.model, args.device, args.backend, args.channels_last)
     targets = [inference.parse_target([t], model.layout, "--target") for t in args.target or []]
     if args.set:
         targets.append(inference.parse_target(args.set, model.layout, "--set"))
@@ -467,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="who computes G: torch, or onnx (ONNX Runtime, for files from `stargan export`); "
         "default auto: onnx for .onnx files",
+    )
+    tr.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="torch backend: G in NHWC memory order (same outputs; faster at 128 px on CPUs "
+        "whose oneDNN kernels favour it, slower at 32 px: benchmarks/infer_speed.py measures)",
     )
     tr.set_defaults(func=cmd_translate)
 

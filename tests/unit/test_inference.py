@@ -1,11 +1,13 @@
 """Translation API: source-label inference with D's classifier, targets by name, strips, files."""
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from stargan import inference
 from stargan.cli import EXIT_USER_ERROR, main
+from stargan.config import ConfigError
 from stargan.data.labels import LabelError
 from stargan.inference import Strip, load, parse_target, translate_files
 from tiny_models import tiny_model_file
@@ -95,6 +97,37 @@ def test_interpolation_strip_runs_from_the_source_to_the_target(model_file):
     # From inferred labels, the last step is the plain translation.
     inferred = model.interpolate(x, {"Male": 0}, [0.0, 1.0])
     assert torch.allclose(inferred[:, 1], model.translate(x, {"Male": 0}), atol=1e-6)
+
+
+def test_channels_last_model_translates_alike(model_file, faces, tmp_path, capsys):
+    """load(..., channels_last=True): G and D in NHWC order, the same translations and
+    inferred labels to float rounding; `translate --channels-last` writes the same files."""
+    plain, nhwc = load(model_file), load(model_file, channels_last=True)
+    nets = (nhwc.generator, nhwc.discriminator)
+    weights = [p for net in nets for p in net.parameters() if p.dim() == 4]
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    want = plain.translate(x, {"Male": 1})
+    got = nhwc.translate(x, {"Male": 1})
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(nhwc.infer_labels(x)[0], plain.infer_labels(x)[0])
+    outs = []
+    for flags in ([], ["--channels-last"]):
+        out = tmp_path / f"out{len(flags)}"
+        argv = ["translate", "--model", str(model_file), "--input", str(faces / "face0.png")]
+        assert main([*argv, "--out", str(out), "--target", "Young", *flags]) == 0
+        with Image.open(out / "face0-Young.png") as im:
+            outs.append(np.array(im, dtype=np.int16))
+    assert np.abs(outs[0] - outs[1]).max() <= 1  # 8-bit rounding of near-equal floats
+    capsys.readouterr()
+
+
+def test_channels_last_is_refused_for_onnx_runtime(tmp_path):
+    onnx_file = tmp_path / "G.onnx"
+    onnx_file.write_bytes(b"not read: refused before")
+    with pytest.raises(ConfigError, match="channels_last is a memory order for the torch backend"):
+        load(onnx_file, channels_last=True)
 
 
 def test_parse_target_reads_names_intensities_and_class_names(tmp_path):
