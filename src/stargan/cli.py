@@ -471,8 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--channels-last",
         action="store_true",
-        help="torch backend: G in NHWC memory order (same outputs; faster at 128 px on CPUs "
-        "whose oneDNN kernels favour it, slower at 32 px: benchmarks/infer_speed.py measures)",
+        help="torch backend: G in NHWC memory order (the same outputs; 15-20 %% faster at 128 "
+        "px on the Intel CPU of docs/performance.md, no faster at 32 px; "
+        "benchmarks/infer_speed.py measures it)",
     )
     tr.set_defaults(func=cmd_translate)
 

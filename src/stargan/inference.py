@@ -235,7 +235,7 @@ def load(
     Runtime; see :mod:`stargan.export`); None loads the packaged SynthFaces model. D comes
     along when the file keeps it (then :attr:`StarGAN.has_classifier`). ``channels_last``
     keeps the torch backend's nets in NHWC memory order: the same outputs to float rounding,
-    17-21 % faster at 128 px on the Intel CPU of docs/performance.md.
+    15-20 % faster at 128 px on the Intel CPU of docs/performance.md, no faster at 32 px.
 
     Example:
         >>> load("G.onnx").translate(x, {"Male": 1}, source={"Male": 0})   # doctest: +SKIP
