@@ -91,20 +91,17 @@ def main() -> None:
     }
     rows, notes = [], {}
 
-    def eager(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return g(x.to(args.device), c.to(args.device)).cpu()
+    def eager(net: torch.nn.Module) -> Call:
+        def call(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return net(x.to(args.device), c.to(args.device)).cpu()
 
-    for n, (x, c) in inputs.items():
-        rows.append(row("eager", n, time_calls(args, eager, x, c)))
+        return call
+
     g_nhwc = copy.deepcopy(g).to(memory_format=torch.channels_last)
-
-    def eager_nhwc(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return g_nhwc(x.to(args.device), c.to(args.device)).cpu()
-
-    for n, (x, c) in inputs.items():
-        rows.append(row("eager NHWC", n, time_calls(args, eager_nhwc, x, c)))
+    for backend, net in (("eager", g), ("eager NHWC", g_nhwc)):
+        for n, (x, c) in inputs.items():
+            rows.append(row(backend, n, time_calls(args, eager(net), x, c)))
 
     if args.compile:
         from torch._inductor import config as inductor_config

@@ -27,6 +27,17 @@ def _assert_identical(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
+def _cut_and_resume(cfg, dataset, stop_at):
+    """Train ``stop_at`` iterations, checkpoint, and resume in a brand-new Trainer (as a new
+    process would: everything rebuilt from the config and the folder); not yet fitted."""
+    first = Trainer(cfg, datasets=[dataset])
+    for _ in range(stop_at):
+        first.train_iteration()
+        first.step += 1
+    first.save_state()
+    return Trainer(cfg, datasets=[dataset], resume="auto")
+
+
 def test_fit_writes_model_metrics_and_checkpoints(tmp_path, celeba_like):
     trainer = Trainer(tiny_config(tmp_path), datasets=[celeba_like])
     assert trainer.fit() == "finished"
@@ -60,14 +71,7 @@ def test_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, celeba_like, sto
     full = Trainer(tiny_config(tmp_path / "full", iters=8), datasets=[celeba_like])
     full.fit()
 
-    cfg = tiny_config(tmp_path / "cut", iters=8)
-    first = Trainer(cfg, datasets=[celeba_like])
-    for _ in range(stop_at):
-        first.train_iteration()
-        first.step += 1
-    first.save_state()
-    # A brand-new process would build everything again from the config and the folder.
-    second = Trainer(cfg, datasets=[celeba_like], resume="auto")
+    second = _cut_and_resume(tiny_config(tmp_path / "cut", iters=8), celeba_like, stop_at)
     assert second.step == stop_at
     second.fit()
     _assert_identical(_weights(full), _weights(second))
@@ -376,13 +380,7 @@ def test_bf16_training_resumes_and_recomputes_bit_for_bit(tmp_path, celeba_like)
     _assert_identical(plain, trained("norms", g_recompute="norms"))
     _assert_identical(plain, trained("all", g_recompute="all"))
     _assert_identical(plain, trained("again"))
-    cfg = _bf16_config(tmp_path / "cut")
-    first = Trainer(cfg, datasets=[celeba_like])
-    for _ in range(3):
-        first.train_iteration()
-        first.step += 1
-    first.save_state()
-    second = Trainer(cfg, datasets=[celeba_like], resume="auto")
+    second = _cut_and_resume(_bf16_config(tmp_path / "cut"), celeba_like, 3)
     second.fit()
     _assert_identical(plain, _weights(second))
 
@@ -424,12 +422,7 @@ def test_channels_last_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_lik
             assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
 
     cfg = tiny_config(tmp_path / "cut", iters=8, channels_last=True)
-    first = Trainer(cfg, datasets=[celeba_like])
-    for _ in range(3):
-        first.train_iteration()
-        first.step += 1
-    first.save_state()
-    second = Trainer(cfg, datasets=[celeba_like], resume="auto")
+    second = _cut_and_resume(cfg, celeba_like, 3)
     for opt in (second.opt_g, second.opt_d):
         assert all(_nhwc(v) for st in opt.state.values() for v in st.values() if v.dim())
     second.fit()

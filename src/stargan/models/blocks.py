@@ -93,22 +93,22 @@ class SmallMapConv2d(nn.Conv2d):
         n, c_in = x.shape[:2]
         cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
         w = self.weight
-        if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous():
+        # [N, C_in*kh*kw, L] -> one GEMM [N*L, patch] @ [patch, C_out].
+        nhwc = w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+        if nhwc:
             # A channels_last weight is [C_out, kh, kw, C_in] in memory: the patches are laid
             # out to match it, so the GEMM reads the weight in place instead of copying it
-            # (134 MB per D pass for D's last conv at 128 px), and the output comes back
-            # channels_last as well.
+            # (134 MB per D pass for D's last conv at 128 px), and the output stays NHWC.
             rows = cols.view(n, c_in, kh * kw, -1).permute(0, 3, 2, 1).reshape(n * ho * wo, -1)
-            out = rows @ w.permute(0, 2, 3, 1).reshape(w.shape[0], -1).t()
-            if self.bias is not None:
-                out = out + self.bias
-            return out.view(n, ho, wo, -1).permute(0, 3, 1, 2)
-        # [N, C_in*kh*kw, L] -> one GEMM [N*L, C_in*kh*kw] @ [C_in*kh*kw, C_out].
-        rows = cols.transpose(1, 2).reshape(n * ho * wo, -1)
-        out = rows @ w.flatten(1).t()
+            w_mat = w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)
+        else:
+            rows = cols.transpose(1, 2).reshape(n * ho * wo, -1)
+            w_mat = w.flatten(1)
+        out = rows @ w_mat.t()
         if self.bias is not None:
             out = out + self.bias
-        return out.reshape(n, ho * wo, -1).transpose(1, 2).reshape(n, -1, ho, wo)
+        out = out.view(n, ho, wo, -1).permute(0, 3, 1, 2)
+        return out if nhwc else out.contiguous()
 
 
 def check_images(x: torch.Tensor, image_size: int, who: str) -> None:
