@@ -99,14 +99,13 @@ def g_recompute(args: argparse.Namespace) -> str:
     return args.g_recompute or get_preset(args.preset).run.g_recompute
 
 
-def channels_last(args: argparse.Namespace, mode: str) -> bool:
-    """run.channels_last: ours the preset's unless --[no-]channels-last; the reference keeps
-    the release's NCHW tensors."""
+def run_flag(args: argparse.Namespace, mode: str, name: str) -> bool:
+    """A boolean RunConfig setting (channels_last, compile_g): ours the preset's unless
+    --[no-]<name>; the reference keeps the release's (off: NCHW tensors, eager G)."""
     if mode == "reference":
         return False
-    if args.channels_last is None:
-        return get_preset(args.preset).run.channels_last
-    return args.channels_last
+    given = getattr(args, name)
+    return getattr(get_preset(args.preset).run, name) if given is None else given
 
 
 def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
@@ -126,7 +125,8 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
             save_every=10**9,
             device=args.device,
             g_recompute=g_recompute(args),
-            channels_last=channels_last(args, mode),
+            channels_last=run_flag(args, mode, "channels_last"),
+            compile_g=run_flag(args, mode, "compile_g"),
             precision="bf16" if args.bf16 else "fp32",
         ),
     )
@@ -191,7 +191,9 @@ def count_flops(args: argparse.Namespace, trainer: Trainer) -> dict[str, float]:
     x, label = trainer.streams[0].next()
     counts = {}
     for update_g in (False, True):
-        with FlopCount() as fc:
+        # Eager: a compiled G (--compile-g) computes the same convolutions, which the
+        # dispatch-mode counter only sees outside compiled graphs.
+        with torch.compiler.set_stance("force_eager"), FlopCount() as fc:
             trainer.train_step(0, x, label, update_g, flip=trainer.cfg.data[0].flip)
         counts[update_g] = fc
     total = (n_critic - 1) * sum(counts[False].by_op.values()) + sum(counts[True].by_op.values())
@@ -261,13 +263,16 @@ def run(args: argparse.Namespace, modes: tuple[str, ...]) -> dict:
         warmup = n_critic if args.warmup is None else args.warmup
         reset_peak_rss()  # the nets and optimisers stay counted: they are resident
         lockstep = {m: [] for m in modes}
+        warmup_s = dict.fromkeys(modes, 0.0)
         for _ in range(warmup):
             if len(modes) > 1:
                 # Each warm-up step starts the reference from our state, so the two steps'
                 # losses differ by that one step's rounding alone (the check of identical maths).
                 copy_state(trainers["ours"], trainers["reference"])
             for m, trainer in trainers.items():
-                lockstep[m].append(losses_of(timed_iteration(args, trainer)[1]))
+                dt, metrics = timed_iteration(args, trainer)
+                warmup_s[m] += dt
+                lockstep[m].append(losses_of(metrics))
         times = {m: [] for m in modes}
         losses = {m: [] for m in modes}
         for i in range(iters):
@@ -280,6 +285,10 @@ def run(args: argparse.Namespace, modes: tuple[str, ...]) -> dict:
         out = {"iterations": iters, "warmup": warmup, "modes": {}}
         for m, trainer in trainers.items():
             out["modes"][m] = summarise(trainer, times[m], n_critic)
+            # What the warm-up cost beyond as many steady iterations: one-off work such as
+            # torch.compile's (--compile-g) or oneDNN's first-call kernel selection.
+            out["modes"][m]["warmup_s"] = warmup_s[m]
+            out["modes"][m]["one_off_s"] = warmup_s[m] - warmup * out["modes"][m]["s_per_iter"]
             out["modes"][m]["losses"] = losses[m]
             out["modes"][m]["lockstep_losses"] = lockstep[m]
             if len(modes) == 1:
@@ -310,8 +319,10 @@ def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
         ]
         if args.g_recompute:
             cmd += ["--g-recompute", args.g_recompute]
-        if args.channels_last is not None:
-            cmd += ["--channels-last" if args.channels_last else "--no-channels-last"]
+        for name in ("channels_last", "compile_g"):
+            flag = "--" + name.replace("_", "-")
+            if getattr(args, name) is not None:
+                cmd += [flag if getattr(args, name) else "--no-" + flag[2:]]
         cmd += ["--warmup", "0", "--iters", "1", "--no-flops", "--peak-reps", "0"]
         cmd += ["--json", str(out)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -385,6 +396,12 @@ def main() -> None:
         help="override the preset's run.channels_last (G and D in NHWC memory order; ours "
         "only, the reference keeps the release's NCHW)",
     )
+    p.add_argument(
+        "--compile-g",
+        action=argparse.BooleanOptionalAction,
+        help="override the preset's run.compile_g (G's training passes through torch.compile; "
+        "ours only, the reference's G stays eager)",
+    )
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
     p.add_argument(
         "--plain-convs",
@@ -423,7 +440,8 @@ def main() -> None:
         "device": args.device,
         "threads": torch.get_num_threads(),
         "bf16": args.bf16,
-        "channels_last": channels_last(args, "ours"),
+        "channels_last": run_flag(args, "ours", "channels_last"),
+        "compile_g": run_flag(args, "ours", "compile_g"),
         "plain_convs": args.plain_convs,
         "plain_norms": args.plain_norms,
         "g_recompute": g_recompute(args),
@@ -456,11 +474,17 @@ def main() -> None:
         f"{result['iterations']} timed iterations after {result['warmup']} warm-up, "
         f"device {args.device}, {result['threads']} thread(s)"
         + (", bf16 autocast" if args.bf16 else "")
-        + (", ours channels_last" if channels_last(args, "ours") else "")
+        + (", ours channels_last" if run_flag(args, "ours", "channels_last") else "")
+        + (", ours compiled G" if run_flag(args, "ours", "compile_g") else "")
         + (", plain convs (no GEMM path)" if args.plain_convs else "")
         + (", plain norms (instance_norm's kernel)" if args.plain_norms else "")
     )
     print_table(result)
+    for m, r in result["modes"].items():
+        print(
+            f"{m} warm-up: {r['warmup_s']:.1f} s for {result['warmup']} iteration(s), "
+            f"{r['one_off_s']:.1f} s more than as many timed ones (one-off work)"
+        )
     if "peak_gflops_fp32" in result:
         print(f"machine peak: {result['peak_gflops_fp32']:.1f} GFLOP/s fp32 matmul", end="")
         bf16 = result.get("peak_gflops_bf16")

@@ -297,6 +297,14 @@ class RunConfig:
     convolutions took 8-10 percent off a 128 px iteration on the Intel CPU of
     docs/performance.md, while at 32 px it cost 4 percent; benchmarks/train_speed.py
     --[no-]channels-last measures it on other machines."""
+    compile_g: bool = False
+    """Run G's training passes through torch.compile (TorchInductor): its instance norms,
+    ReLUs and residual sums become generated fused kernels, its convolutions stay oneDNN's
+    (cuDNN's on a GPU). The same maths, rounded by other kernels. The first iterations pay
+    the compile (tens of seconds for the 128 px G on two CPU cores, seconds once inductor's
+    on-disk cache holds it), and on the CPU it needs a C++ compiler (g++, or $CXX). D stays
+    eager: the gradient penalty's double backward cannot run through a compiled graph.
+    docs/performance.md measures it."""
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None

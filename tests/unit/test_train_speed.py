@@ -29,11 +29,15 @@ def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
         device="cpu",
         bf16=False,
         channels_last=False,
+        compile_g=False,
         flops=True,
         g_recompute=None,  # the preset's
     )
     result = train_speed.run(args, train_speed.MODES)
     ours, ref = result["modes"]["ours"], result["modes"]["reference"]
+    for r in (ours, ref):  # the warm-up's cost beyond as many steady iterations
+        assert r["warmup_s"] > 0
+        assert r["one_off_s"] == pytest.approx(r["warmup_s"] - 5 * r["s_per_iter"])
     diffs = train_speed.loss_differences(ours["losses"], ref["losses"])
     assert {"D/adv", "D/cls", "D/gp", "G/adv", "G/cls", "G/rec", "G/loss"} <= diffs.keys()
     # The same numbers up to rounding (one D forward on real + fake, or two).
@@ -47,7 +51,12 @@ def test_lockstep_copies_the_whole_training_state(train_speed, tmp_path):
     """After copy_state a fresh trainer goes on exactly as the original: the weights, Adam's
     moments and the random generator all travel (a missed one changes what follows)."""
     args = argparse.Namespace(
-        preset="synth-tiny", device="cpu", g_recompute=None, channels_last=False, bf16=False
+        preset="synth-tiny",
+        device="cpu",
+        g_recompute=None,
+        channels_last=False,
+        compile_g=False,
+        bf16=False,
     )
     a = train_speed.make_trainer(args, "ours", str(tmp_path / "a"))
     b = train_speed.make_trainer(args, "ours", str(tmp_path / "b"))
@@ -76,6 +85,7 @@ def test_profile_accounts_for_the_step_by_kind_of_work(train_speed):
         preset="synth-tiny",
         device="cpu",
         channels_last=False,
+        compile_g=False,
         g_recompute=None,
         bf16=False,
         top=5,
@@ -98,7 +108,12 @@ def test_the_timed_step_is_the_gan_step_even_in_presets_with_a_warmup(train_spee
     """synth-demo warms D's classifier up alone for 200 iterations: the benchmark must time
     the GAN step, not that (it once reported 0.05 s/iter, the warm-up's cost)."""
     args = argparse.Namespace(
-        preset="synth-demo", device="cpu", g_recompute=None, channels_last=False, bf16=False
+        preset="synth-demo",
+        device="cpu",
+        g_recompute=None,
+        channels_last=False,
+        compile_g=False,
+        bf16=False,
     )
     trainer = train_speed.make_trainer(args, "ours", str(tmp_path))
     assert trainer.cfg.optim.d_cls_warmup == 0

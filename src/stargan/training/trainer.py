@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -178,6 +180,13 @@ class Trainer:
                 f"run.precision 'bf16': {torch.cuda.get_device_name(self.device)} has no bf16 "
                 f"arithmetic (GPUs from Ampere on do); use --precision fp32"
             )
+        cxx = os.environ.get("CXX") or "g++"  # the compiler TorchInductor runs on the CPU
+        if cfg.run.compile_g and self.device.type == "cpu" and not shutil.which(cxx):
+            raise ConfigError(
+                f"run.compile_g: torch.compile turns G into C++ on the CPU, and the compiler "
+                f"{cxx!r} ($CXX, else g++) is not on PATH; install one (Debian: apt install "
+                f"g++) or pass --no-compile-g"
+            )
         self.callbacks = list(callbacks) if self.dist.is_main else []
         if cfg.run.tensorboard and self.dist.is_main:
             self.callbacks.append(TensorBoardCallback(self.out_dir / "tensorboard"))
@@ -222,6 +231,11 @@ class Trainer:
         # Everything else (checkpoints, samples, evaluation, G's pass through D) uses the bare
         # modules, so parameter names never gain a "module." prefix.
         self.G_train = distributed.wrap(self.dist, self.G)
+        if cfg.run.compile_g:
+            # A compiled view of the same module: parameters are shared, so checkpoints,
+            # samples and evaluation keep using the bare G, eager. Graphs are made at first
+            # use, one per kind of call (with and without autograd).
+            self.G_train = torch.compile(self.G_train)
         self.D_train = distributed.wrap(self.dist, self.D)
 
     def _periodic_evaluation(self) -> Callable[[Trainer, int], dict[str, float]]:
