@@ -5,9 +5,10 @@ gradient penalty (forward on the interpolates, input gradient with its graph, ba
     taskset -c 1 python benchmarks/conv_small_maps.py --preset celeba-128 --threads 1
     python benchmarks/conv_small_maps.py --threads 2 --layers conv4 conv5 src cls
 
-Every layer is timed in both forms whatever its output size (the library only takes the GEMM
-path for maps of at most SmallMapConv2d.max_positions pixels); the outputs and gradients of
-the two forms are compared too.
+--channels-last puts weights and inputs in NHWC memory order, as run.channels_last (the paper
+presets) trains. Every layer is timed in both forms whatever its output size (the library
+only takes the GEMM path for maps of at most SmallMapConv2d.max_positions pixels); the
+outputs and gradients of the two forms are compared too.
 """
 
 from __future__ import annotations
@@ -96,15 +97,18 @@ def time_layer(
     }
 
 
-def whole_d_update(preset: str, n: int, reps: int) -> dict[str, float]:
+def whole_d_update(
+    preset: str, n: int, reps: int, memory_format: torch.memory_format
+) -> dict[str, float]:
     """The D update of training (real + fake in one forward, gradient penalty on the
     interpolates, backward) with D as built, and with every conv left to nn.Conv2d."""
     from stargan import losses
     from stargan.models import build_discriminator
 
     cfg = get_preset(preset).model
-    d = build_discriminator(cfg)
+    d = build_discriminator(cfg).to(memory_format=memory_format)
     x = torch.rand(2 * n, 3, cfg.image_size, cfg.image_size) * 2 - 1
+    x = x.contiguous(memory_format=memory_format)
     labels = (torch.rand(n, cfg.n_classes) < 0.5).float()
     alpha = torch.rand(n)
 
@@ -132,8 +136,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=3, help="timed repetitions (best is kept)")
     p.add_argument("--layers", nargs="+", help="only these (e.g. conv4 conv5 src cls)")
+    p.add_argument(
+        "--channels-last", action="store_true", help="weights and inputs in NHWC memory order"
+    )
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     n = args.batch or get_preset(args.preset).optim.batch_size
@@ -141,8 +149,10 @@ def main() -> None:
     for name, conv, side in d_convs(args.preset):
         if args.layers and name not in args.layers:
             continue
+        conv = conv.to(memory_format=memory_format)
         gemm = as_gemm(conv)
         x2 = torch.randn(2 * n, conv.in_channels, side, side)  # real + fake in one forward
+        x2 = x2.contiguous(memory_format=memory_format)
         x1 = x2[:n].clone()  # the interpolates
         y = conv(x2)
         g2, g1 = torch.randn_like(y), torch.randn_like(y[:n])
@@ -171,14 +181,19 @@ def main() -> None:
         )
     whole = {}
     if not args.layers:
-        whole = whole_d_update(args.preset, n, args.reps)
+        whole = whole_d_update(args.preset, n, args.reps, memory_format)
         print(
             f"whole D update (forward 2N + GP on N + backward): nn.Conv2d everywhere "
             f"{whole['conv_ms']:.1f} ms -> as built {whole['ours_ms']:.1f} ms "
             f"({whole['conv_ms'] / whole['ours_ms']:.2f}x)"
         )
     if args.json:
-        meta = {"preset": args.preset, "batch": n, "threads": torch.get_num_threads()}
+        meta = {
+            "preset": args.preset,
+            "batch": n,
+            "threads": torch.get_num_threads(),
+            "channels_last": args.channels_last,
+        }
         with open(args.json, "w") as f:
             json.dump({**meta, "layers": rows, "whole_d_update": whole}, f, indent=2)
 

@@ -301,10 +301,12 @@ class RunConfig:
     """Run G's training passes through torch.compile (TorchInductor): its instance norms,
     ReLUs and residual sums become generated fused kernels, its convolutions stay oneDNN's
     (cuDNN's on a GPU). The same maths, rounded by other kernels. The first iterations pay
-    the compile (tens of seconds for the 128 px G on two CPU cores, seconds once inductor's
-    on-disk cache holds it), and on the CPU it needs a C++ compiler (g++, or $CXX). D stays
-    eager: the gradient penalty's double backward cannot run through a compiled graph.
-    docs/performance.md measures it."""
+    the compile (about a minute cold for the 128 px G on two CPU cores, less from inductor's
+    on-disk cache), and on the CPU it needs a C++ compiler (g++, or $CXX). D stays eager: the
+    gradient penalty's double backward cannot run through a compiled graph. Off in every
+    preset: on the CPU of docs/performance.md G alone ran faster compiled but whole 128 px
+    iterations 2-12 percent slower; benchmarks/train_speed.py --compile-g measures it on
+    other machines."""
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None
