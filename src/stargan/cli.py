@@ -227,13 +227,24 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_channels_last(p: argparse.ArgumentParser) -> None:
+    """--channels-last of the commands that translate (translate, serve)."""
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="torch backend: G in NHWC memory order (the same outputs; 15-20 %% faster at 128 "
+        "px on the Intel CPU of docs/performance.md, no faster at 32 px; "
+        "benchmarks/infer_speed.py measures it)",
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from stargan import inference
     from stargan.extras import require
     from stargan.web import Limits, create_app
 
     uvicorn = require("uvicorn", extra="web", purpose="the web demo (stargan serve)")
-    model = inference.load(args.model, args.device)
+    model = inference.load(args.model, args.device, channels_last=args.channels_last)
     try:
         limits = Limits(
             max_body_bytes=int(args.max_upload_mb * 2**20),
@@ -468,13 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="who computes G: torch, or onnx (ONNX Runtime, for files from `stargan export`); "
         "default auto: onnx for .onnx files",
     )
-    tr.add_argument(
-        "--channels-last",
-        action="store_true",
-        help="torch backend: G in NHWC memory order (the same outputs; 15-20 %% faster at 128 "
-        "px on the Intel CPU of docs/performance.md, no faster at 32 px; "
-        "benchmarks/infer_speed.py measures it)",
-    )
+    _add_channels_last(tr)
     tr.set_defaults(func=cmd_translate)
 
     ex = sub.add_parser(
@@ -515,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--queue", type=int, default=4, help="requests waiting before 503s")
     sv.add_argument("--timeout", type=float, default=30.0, help="seconds per request (504)")
     sv.add_argument("--device", default="cpu")
+    _add_channels_last(sv)
     sv.set_defaults(func=cmd_serve)
 
     io_ = sub.add_parser(

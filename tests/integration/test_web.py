@@ -9,6 +9,7 @@ import time
 import zlib
 
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the web demo needs stargan[web]")
@@ -211,3 +212,31 @@ def test_face_crop_without_a_face_is_422(client):
     pytest.importorskip("cv2")
     r = upload(client, face_crop="true")
     assert r.status_code == 422 and "no face found" in r.json()["error"]
+
+
+def test_serve_channels_last_serves_the_same_translations_from_nhwc_weights(
+    tmp_path, monkeypatch, capsys
+):
+    """`stargan serve --channels-last`: the served G's weights in NHWC order, and the same
+    translation as the plain server's (8-bit rounding of near-equal floats)."""
+    import numpy as np
+    import uvicorn
+
+    from stargan.cli import main
+
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
+    path = tiny_model_file(tmp_path / "m.safetensors")
+    for flags in ([], ["--channels-last"]):
+        assert main(["serve", "--model", str(path), *flags]) == 0
+    capsys.readouterr()
+    images = []
+    for app, nhwc in zip(apps, (False, True), strict=True):
+        convs = [p for p in app.state.translator().model.generator.parameters() if p.dim() == 4]
+        assert all(p.is_contiguous(memory_format=torch.channels_last) == nhwc for p in convs)
+        with TestClient(app) as c:
+            r = upload(c, targets=[{"Male": 1}], all_labels=False)
+        assert r.status_code == 200, r.text
+        image = decode_data_url(r.json()["translations"][0]["image"])
+        images.append(np.asarray(image, dtype=np.int16))
+    assert np.abs(images[0] - images[1]).max() <= 1
