@@ -4,9 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# The browser test drives Debian's chromium (no browser download); it skips when absent.
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# Debian packages some tests need: chromium for the browser test (no browser download; it
+# skips when absent), g++ for the run.compile_g tests (TorchInductor compiles C++ on the CPU).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v "${CXX:-g++}" >/dev/null || missing+=(g++)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 marker=()
 if [ "${1:-}" = "--fast" ]; then
