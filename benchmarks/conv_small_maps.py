@@ -54,6 +54,15 @@ def as_gemm(conv: nn.Conv2d) -> SmallMapConv2d:
     return out
 
 
+def max_rel_diff(want: list[torch.Tensor], got: list[torch.Tensor]) -> float:
+    """The largest difference between paired tensors, each over its reference's largest
+    magnitude."""
+    return max(
+        ((a - b).abs().max() / a.abs().max().clamp_min(1e-12)).item()
+        for a, b in zip(want, got, strict=True)
+    )
+
+
 def best_of(fn: Callable[[], object], reps: int) -> float:
     fn()  # warm-up (oneDNN picks its kernels on the first call)
     times = []
@@ -166,10 +175,7 @@ def main() -> None:
             row |= time_layer(label, layer, x2, g2, x1, g1, args.reps)
         with torch.no_grad():
             row["max_abs_diff_out"] = (conv(x2) - gemm(x2)).abs().max().item()
-        grads = zip(d_update(conv, x2, g2), d_update(gemm, x2, g2), strict=True)
-        row["max_rel_diff_grads"] = max(
-            ((a - b).abs().max() / a.abs().max().clamp_min(1e-12)).item() for a, b in grads
-        )
+        row["max_rel_diff_grads"] = max_rel_diff(d_update(conv, x2, g2), d_update(gemm, x2, g2))
         rows.append(row)
         print(
             f"{name:5s} {row['shape']:24s} fwd {row['conv_fwd_ms']:7.1f} -> "

@@ -395,6 +395,19 @@ def test_bf16_on_a_gpu_without_it_is_refused(tmp_path, celeba_like, monkeypatch)
         Trainer(_bf16_config(tmp_path), datasets=[celeba_like])
 
 
+def _assert_same_losses(run_a, run_b):
+    """Two runs logged the same metrics, every loss within float tolerance (other kernels,
+    other rounding); timings aside."""
+    logs = [
+        [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        for run in (run_a, run_b)
+    ]
+    for a, b in zip(*logs, strict=True):
+        assert a.keys() == b.keys()
+        for k in (k for k in a if not k.startswith("time/")):
+            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
+
+
 def _nhwc(t):
     return t.dim() != 4 or t.is_contiguous(memory_format=torch.channels_last)
 
@@ -412,14 +425,7 @@ def test_channels_last_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_lik
     assert nhwc.G(x, label).is_contiguous(memory_format=torch.channels_last)
     plain.fit()
     nhwc.fit()
-    logs = [
-        [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
-        for name in ("plain", "nhwc")
-    ]
-    for a, b in zip(*logs, strict=True):
-        assert a.keys() == b.keys()
-        for k in (k for k in a if not k.startswith("time/")):
-            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
+    _assert_same_losses(tmp_path / "plain", tmp_path / "nhwc")
 
     cfg = tiny_config(tmp_path / "cut", iters=8, channels_last=True)
     second = _cut_and_resume(cfg, celeba_like, 3)
@@ -449,14 +455,7 @@ def test_compiled_g_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
     # translation a G update reuses) and on the translation (the reconstruction, whose input
     # needs its gradient too): three graphs, compiled once each.
     assert counters["stats"]["unique_graphs"] == 3
-    logs = [
-        [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
-        for name in ("eager", "compiled")
-    ]
-    for a, b in zip(*logs, strict=True):
-        assert a.keys() == b.keys()
-        for k in (k for k in a if not k.startswith("time/")):
-            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
+    _assert_same_losses(tmp_path / "eager", tmp_path / "compiled")
     assert load(tmp_path / "compiled" / "model.safetensors").step == 6
 
     second = _cut_and_resume(tiny_config(tmp_path / "cut", iters=6, compile_g=True), celeba_like, 3)

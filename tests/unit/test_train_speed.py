@@ -21,17 +21,25 @@ def train_speed():
     sys.path.remove(str(BENCHMARKS))  # the script puts its folder first for reference_step
 
 
-def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
-    args = argparse.Namespace(
+def bench_args(**given) -> argparse.Namespace:
+    """The benchmarks' command-line settings: a tiny preset on the CPU, fp32, NCHW, eager G,
+    the preset's g_recompute; ``given`` adds or overrides."""
+    settings = dict(
         preset="synth-tiny",
-        iters=5,  # one n_critic cycle: four D-only iterations and one with G
-        warmup=5,  # and one in lockstep (each step of the reference from our state)
         device="cpu",
-        bf16=False,
+        g_recompute=None,
         channels_last=False,
         compile_g=False,
+        bf16=False,
+    )
+    return argparse.Namespace(**settings | given)
+
+
+def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
+    args = bench_args(
+        iters=5,  # one n_critic cycle: four D-only iterations and one with G
+        warmup=5,  # and one in lockstep (each step of the reference from our state)
         flops=True,
-        g_recompute=None,  # the preset's
     )
     result = train_speed.run(args, train_speed.MODES)
     ours, ref = result["modes"]["ours"], result["modes"]["reference"]
@@ -50,14 +58,7 @@ def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
 def test_lockstep_copies_the_whole_training_state(train_speed, tmp_path):
     """After copy_state a fresh trainer goes on exactly as the original: the weights, Adam's
     moments and the random generator all travel (a missed one changes what follows)."""
-    args = argparse.Namespace(
-        preset="synth-tiny",
-        device="cpu",
-        g_recompute=None,
-        channels_last=False,
-        compile_g=False,
-        bf16=False,
-    )
+    args = bench_args()
     a = train_speed.make_trainer(args, "ours", str(tmp_path / "a"))
     b = train_speed.make_trainer(args, "ours", str(tmp_path / "b"))
     for _ in range(3):
@@ -81,16 +82,7 @@ def test_profile_accounts_for_the_step_by_kind_of_work(train_speed):
     profile_step = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(profile_step)
     sys.path.remove(str(BENCHMARKS))
-    args = argparse.Namespace(
-        preset="synth-tiny",
-        device="cpu",
-        channels_last=False,
-        compile_g=False,
-        g_recompute=None,
-        bf16=False,
-        top=5,
-        trace=None,
-    )
+    args = bench_args(top=5, trace=None)
     result = profile_step.profile_steps(args)
     kinds = result["kinds"]
     assert sum(k["share_of_time"] for k in kinds.values()) == pytest.approx(1.0)
@@ -107,14 +99,7 @@ def test_profile_accounts_for_the_step_by_kind_of_work(train_speed):
 def test_the_timed_step_is_the_gan_step_even_in_presets_with_a_warmup(train_speed, tmp_path):
     """synth-demo warms D's classifier up alone for 200 iterations: the benchmark must time
     the GAN step, not that (it once reported 0.05 s/iter, the warm-up's cost)."""
-    args = argparse.Namespace(
-        preset="synth-demo",
-        device="cpu",
-        g_recompute=None,
-        channels_last=False,
-        compile_g=False,
-        bf16=False,
-    )
+    args = bench_args(preset="synth-demo")
     trainer = train_speed.make_trainer(args, "ours", str(tmp_path))
     assert trainer.cfg.optim.d_cls_warmup == 0
     assert "G/loss" in trainer.train_iteration()
