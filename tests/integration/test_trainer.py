@@ -463,6 +463,34 @@ def test_compiled_g_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
     _assert_identical(_weights(compiled), _weights(second))
 
 
+def test_compiled_g_trains_in_bf16(tmp_path, celeba_like):
+    """run.compile_g with run.precision 'bf16': the compiled graphs keep the trainer's autocast
+    (G's convs in bf16, so its output is bf16 before the trainer casts it), and train with the
+    eager bf16 run's losses to bf16 tolerance."""
+    eager = Trainer(_bf16_config(tmp_path / "eager"), datasets=[celeba_like])
+    compiled = Trainer(_bf16_config(tmp_path / "compiled", compile_g=True), datasets=[celeba_like])
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    eager.fit()
+    compiled.fit()
+    assert counters["stats"]["unique_graphs"] == 3
+    logs = [
+        [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        for run in ("eager", "compiled")
+    ]
+    for a, b in zip(*logs, strict=True):
+        for k in (k for k in a if not k.startswith("time")):
+            assert b[k] == pytest.approx(a[k], rel=0.05, abs=0.01), k
+    x, label = celeba_like.images[:4], celeba_like.labels[:4]
+    c = compiled.layout.embed(0, label)
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        want, got = compiled.G(x, c), compiled.G_train(x, c)  # the bare G is eager
+    assert want.dtype == got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, want, rtol=0, atol=0.05)
+    assert counters["stats"]["unique_graphs"] == 3  # the D-only iterations' graph, reused
+
+
 def test_compiled_g_without_a_cpp_compiler_is_refused_before_anything_is_written(
     tmp_path, celeba_like, monkeypatch
 ):
