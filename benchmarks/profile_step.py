@@ -142,7 +142,7 @@ def main() -> None:
     args = p.parse_args()
     if args.device != "cpu":
         p.error("--device: only cpu is profiled by this script (train_speed.py times CUDA)")
-    args.channels_last = args.compile_g = None  # the preset's
+    args.channels_last = args.compile_g = args.winograd = None  # the preset's
     if args.threads:
         torch.set_num_threads(args.threads)
     result = {"preset": args.preset, "threads": torch.get_num_threads(), **profile_steps(args)}

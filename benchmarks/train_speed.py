@@ -48,7 +48,7 @@ from torch.utils.flop_counter import flop_registry
 
 from stargan.config import GRecompute, RunConfig
 from stargan.data.labels import LabelSpec
-from stargan.models.blocks import InstanceNorm2d, SmallMapConv2d
+from stargan.models.blocks import InstanceNorm2d, SmallMapConv2d, use_winograd
 from stargan.presets import get_preset
 from stargan.training.trainer import Trainer
 
@@ -100,8 +100,9 @@ def g_recompute(args: argparse.Namespace) -> str:
 
 
 def run_flag(args: argparse.Namespace, mode: str, name: str) -> bool:
-    """A boolean RunConfig setting (channels_last, compile_g): ours the preset's unless
-    --[no-]<name>; the reference keeps the release's (off: NCHW tensors, eager G)."""
+    """A boolean RunConfig setting (channels_last, compile_g, winograd): ours the preset's
+    unless --[no-]<name>; the reference keeps the release's (off: NCHW tensors, eager G,
+    direct convolutions)."""
     if mode == "reference":
         return False
     given = getattr(args, name)
@@ -127,6 +128,7 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
             g_recompute=g_recompute(args),
             channels_last=run_flag(args, mode, "channels_last"),
             compile_g=run_flag(args, mode, "compile_g"),
+            winograd=run_flag(args, mode, "winograd"),
             precision="bf16" if args.bf16 else "fp32",
         ),
     )
@@ -191,10 +193,16 @@ def count_flops(args: argparse.Namespace, trainer: Trainer) -> dict[str, float]:
     x, label = trainer.streams[0].next()
     counts = {}
     for update_g in (False, True):
-        # Eager: a compiled G (--compile-g) computes the same convolutions, which the
-        # dispatch-mode counter only sees outside compiled graphs.
-        with torch.compiler.set_stance("force_eager"), FlopCount() as fc:
-            trainer.train_step(0, x, label, update_g, flip=trainer.cfg.data[0].flip)
+        # Eager and direct: a compiled G (--compile-g) computes the same convolutions, which
+        # the dispatch-mode counter only sees outside compiled graphs, and Winograd's
+        # (--winograd) count as the convolutions they compute (the achieved GFLOP/s is then
+        # effective: fewer products were made).
+        use_winograd(trainer.G, False)
+        try:
+            with torch.compiler.set_stance("force_eager"), FlopCount() as fc:
+                trainer.train_step(0, x, label, update_g, flip=trainer.cfg.data[0].flip)
+        finally:
+            use_winograd(trainer.G, trainer.cfg.run.winograd)
         counts[update_g] = fc
     total = (n_critic - 1) * sum(counts[False].by_op.values()) + sum(counts[True].by_op.values())
     return {
@@ -319,7 +327,7 @@ def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
         ]
         if args.g_recompute:
             cmd += ["--g-recompute", args.g_recompute]
-        for name in ("channels_last", "compile_g"):
+        for name in ("channels_last", "compile_g", "winograd"):
             flag = "--" + name.replace("_", "-")
             if getattr(args, name) is not None:
                 cmd += [flag if getattr(args, name) else "--no-" + flag[2:]]
@@ -402,6 +410,12 @@ def main() -> None:
         help="override the preset's run.compile_g (G's training passes through torch.compile; "
         "ours only, the reference's G stays eager)",
     )
+    p.add_argument(
+        "--winograd",
+        action=argparse.BooleanOptionalAction,
+        help="override the preset's run.winograd (G's residual convs by F(4x4, 3x3) on the "
+        "CPU; ours only, the reference's stay direct)",
+    )
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
     p.add_argument(
         "--plain-convs",
@@ -442,6 +456,7 @@ def main() -> None:
         "bf16": args.bf16,
         "channels_last": run_flag(args, "ours", "channels_last"),
         "compile_g": run_flag(args, "ours", "compile_g"),
+        "winograd": run_flag(args, "ours", "winograd"),
         "plain_convs": args.plain_convs,
         "plain_norms": args.plain_norms,
         "g_recompute": g_recompute(args),
@@ -476,6 +491,7 @@ def main() -> None:
         + (", bf16 autocast" if args.bf16 else "")
         + (", ours channels_last" if run_flag(args, "ours", "channels_last") else "")
         + (", ours compiled G" if run_flag(args, "ours", "compile_g") else "")
+        + (", ours Winograd residual convs" if run_flag(args, "ours", "winograd") else "")
         + (", plain convs (no GEMM path)" if args.plain_convs else "")
         + (", plain norms (instance_norm's kernel)" if args.plain_norms else "")
     )

@@ -307,6 +307,14 @@ class RunConfig:
     preset: on the CPU of docs/performance.md G alone ran faster compiled but whole 128 px
     iterations 2-12 percent slower; benchmarks/train_speed.py --compile-g measures it on
     other machines."""
+    winograd: bool = False
+    """Compute G's residual-block convolutions (3x3, 73 percent of G's arithmetic at 128 px)
+    by Winograd's F(4x4, 3x3) on the CPU in fp32: 36 products per 4x4 output tile and channel
+    pair instead of 144, plus transforms. The same convolution, rounded differently (2.5-8x
+    the direct kernel's error against float64, about 1e-5 of its scale); G's other convs, D,
+    inference and export stay direct. It also has glibc's malloc keep large blocks in its heap
+    (page faults would eat the gain). docs/performance.md measures it; CPU and fp32 only
+    (on a GPU cuDNN picks its own algorithms)."""
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None
@@ -347,6 +355,11 @@ class RunConfig:
         _check(
             self.precision in typing.get_args(Precision),
             f"run.precision must be one of {typing.get_args(Precision)}, got {self.precision!r}",
+        )
+        _check(
+            not (self.winograd and self.precision == "bf16"),
+            "run.winograd computes fp32 convolutions and run.precision 'bf16' runs G's convs "
+            "in bf16, so it would do nothing: pass --no-winograd or --precision fp32",
         )
         _check(
             self.dist_backend in typing.get_args(DistBackend),

@@ -23,13 +23,14 @@ def train_speed():
 
 def bench_args(**given) -> argparse.Namespace:
     """The benchmarks' command-line settings: a tiny preset on the CPU, fp32, NCHW, eager G,
-    the preset's g_recompute; ``given`` adds or overrides."""
+    direct convolutions, the preset's g_recompute; ``given`` adds or overrides."""
     settings = dict(
         preset="synth-tiny",
         device="cpu",
         g_recompute=None,
         channels_last=False,
         compile_g=False,
+        winograd=False,
         bf16=False,
     )
     return argparse.Namespace(**settings | given)

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stargan.models.winograd import winograd_conv3x3
+
 
 class InstanceNorm2d(nn.InstanceNorm2d):
     """``nn.InstanceNorm2d`` (same parameters, names and maths) that normalises batches on the
@@ -36,16 +38,46 @@ def instance_norm(channels: int) -> InstanceNorm2d:
     return InstanceNorm2d(channels, affine=True, track_running_stats=False)
 
 
+class WinogradConv2d(nn.Conv2d):
+    """``nn.Conv2d(channels, channels, 3, 1, 1, bias=False)`` (same parameters, names and
+    initialisation) that computes by Winograd's F(4x4, 3x3) when ``winograd`` is set
+    (run.winograd: the trainer sets it on G's residual convs), on the CPU in fp32.
+
+    Why: see stargan.models.winograd. Elsewhere (other devices, under autocast, or with
+    ``winograd`` off: inference, export, every preset's default) this is exactly nn.Conv2d."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, channels, 3, 1, 1, bias=False)
+        self.winograd = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            not self.winograd
+            or x.device.type != "cpu"
+            or x.dim() != 4
+            or torch.is_autocast_enabled(x.device.type)
+        ):
+            return super().forward(x)
+        return winograd_conv3x3(x, self.weight)
+
+
+def use_winograd(module: nn.Module, on: bool) -> None:
+    """Turn F(4x4, 3x3) on or off (run.winograd) for every WinogradConv2d in ``module``."""
+    for m in module.modules():
+        if isinstance(m, WinogradConv2d):
+            m.winograd = on
+
+
 class ResidualBlock(nn.Module):
     """x + [Conv3x3, IN, ReLU, Conv3x3, IN](x), no activation after the sum."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            WinogradConv2d(channels),
             instance_norm(channels),
             nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            WinogradConv2d(channels),
             instance_norm(channels),
         )
 

@@ -64,6 +64,8 @@ def _keep_conv_outputs(
     The first conv (its weight shaped ``first_conv``) is redone too: it reads G's few input
     channels and writes one of its widest maps (64 MiB per pass at 128 px, batch 16) for about
     1 % of G's arithmetic."""
+    if op is torch.ops.stargan.winograd_conv3x3.default:  # run.winograd's residual convs
+        return CheckpointPolicy.MUST_SAVE
     if op is torch.ops.aten.convolution.default and args[1].shape != first_conv:
         return CheckpointPolicy.MUST_SAVE
     return CheckpointPolicy.PREFER_RECOMPUTE

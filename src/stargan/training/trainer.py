@@ -27,6 +27,8 @@ from stargan.config import SHIPPED_JUDGE, ConfigError, TrainConfig
 from stargan.data.labels import LabelLayout, permute_targets
 from stargan.data.registry import DatasetError, LabelledDataset, build_dataset
 from stargan.models import build_discriminator, build_generator
+from stargan.models.blocks import use_winograd
+from stargan.models.winograd import keep_large_blocks_in_heap
 from stargan.training import checkpoint as ckpt
 from stargan.training import distributed
 from stargan.training.logging import Callback, MetricsLog, TensorBoardCallback
@@ -180,6 +182,12 @@ class Trainer:
                 f"run.precision 'bf16': {torch.cuda.get_device_name(self.device)} has no bf16 "
                 f"arithmetic (GPUs from Ampere on do); use --precision fp32"
             )
+        if cfg.run.winograd and self.device.type != "cpu":
+            raise ConfigError(
+                f"run.winograd is a CPU kernel, and this run trains on {self.device}, where "
+                f"cuDNN picks its own convolution algorithms (--cudnn-benchmark in the "
+                f"benchmarks): pass --no-winograd"
+            )
         cxx = os.environ.get("CXX") or "g++"  # the compiler TorchInductor runs on the CPU
         if cfg.run.compile_g and self.device.type == "cpu" and not shutil.which(cxx):
             raise ConfigError(
@@ -199,6 +207,9 @@ class Trainer:
         memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
         self.G = build_generator(model_cfg).to(self.device, memory_format=memory_format)
         self.D = build_discriminator(model_cfg).to(self.device, memory_format=memory_format)
+        if cfg.run.winograd:
+            use_winograd(self.G, True)
+            keep_large_blocks_in_heap()
         o = cfg.optim
         # Fused Adam: the same update in one kernel per device instead of the default per-tensor
         # loop (5x faster on D's 44.8 M parameters on a CPU: docs/performance.md).
