@@ -7,9 +7,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import CELEBA_SPEC, RAFD_SPEC, TensorFaces, tiny_config
-from stargan.config import ConfigError
+from stargan.config import ConfigError, RunConfig
 from stargan.evaluation import EvaluationError
 from stargan.inference import load
+from stargan.models.blocks import WinogradConv2d
 from stargan.training.checkpoint import CheckpointError
 from stargan.training.trainer import NonFiniteError, RunFolderError, Trainer
 
@@ -489,6 +490,35 @@ def test_compiled_g_trains_in_bf16(tmp_path, celeba_like):
     assert want.dtype == got.dtype == torch.bfloat16
     torch.testing.assert_close(got, want, rtol=0, atol=0.05)
     assert counters["stats"]["unique_graphs"] == 3  # the D-only iterations' graph, reused
+
+
+def test_winograd_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
+    """run.winograd: G's residual convs by F(4x4, 3x3), with the direct run's losses to float
+    tolerance; a run resumed from a checkpoint equals the uninterrupted one bit for bit, and
+    so does one that recomputes G's norms in backward."""
+    direct = Trainer(tiny_config(tmp_path / "direct"), datasets=[celeba_like])
+    winograd = Trainer(tiny_config(tmp_path / "winograd", winograd=True), datasets=[celeba_like])
+    assert all(m.winograd for m in winograd.G.modules() if isinstance(m, WinogradConv2d))
+    assert not any(isinstance(m, WinogradConv2d) for m in winograd.D.modules())
+    direct.fit()
+    winograd.fit()
+    _assert_same_losses(tmp_path / "direct", tmp_path / "winograd")
+    assert not torch.equal(
+        _weights(direct)["G.main.9.main.0.weight"], _weights(winograd)["G.main.9.main.0.weight"]
+    )
+    norms = Trainer(
+        tiny_config(tmp_path / "norms", winograd=True, g_recompute="norms"), datasets=[celeba_like]
+    )
+    norms.fit()
+    _assert_identical(_weights(winograd), _weights(norms))
+    second = _cut_and_resume(tiny_config(tmp_path / "cut", winograd=True), celeba_like, 3)
+    second.fit()
+    _assert_identical(_weights(winograd), _weights(second))
+
+
+def test_winograd_with_bf16_is_refused():
+    with pytest.raises(ConfigError, match=r"run.winograd computes fp32.*--no-winograd"):
+        RunConfig(winograd=True, precision="bf16")
 
 
 def test_compiled_g_without_a_cpp_compiler_is_refused_before_anything_is_written(
