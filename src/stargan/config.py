@@ -313,8 +313,9 @@ class RunConfig:
     pair instead of 144, plus transforms. The same convolution, rounded differently (2.5-8x
     the direct kernel's error against float64, about 1e-5 of its scale); G's other convs, D,
     inference and export stay direct. It also has glibc's malloc keep large blocks in its heap
-    (page faults would eat the gain). docs/performance.md measures it; CPU and fp32 only
-    (on a GPU cuDNN picks its own algorithms)."""
+    (page faults would eat the gain), which costs resident memory (230-390 MiB more at the
+    peak of a 128 px run). On the CPU of docs/performance.md a 128 px iteration took 16
+    percent less time; CPU and fp32 only (on a GPU cuDNN picks its own algorithms)."""
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None

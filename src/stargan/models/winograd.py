@@ -231,9 +231,9 @@ def keep_large_blocks_in_heap() -> bool:
 
     Why: every F(4x4, 3x3) call allocates tens of MiB of transformed tiles. Freshly mapped pages
     fault on first touch, and at 128 px those faults cost about as much as the transforms'
-    arithmetic: with the blocks kept, a residual conv's forward + backward took 149-166 ms
-    instead of 189-239 ms (docs/performance.md). Resident memory then stays at its high-water
-    mark instead of shrinking between iterations; the peak is unchanged."""
+    arithmetic: with the blocks kept, a residual conv's forward + backward took 156-160 ms
+    instead of 206-229 ms (docs/performance.md). Resident memory then stays at its high-water
+    mark instead of shrinking between iterations, and the peak grows (230-390 MiB at 128 px)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is None:
