@@ -396,7 +396,7 @@ def test_bf16_on_a_gpu_without_it_is_refused(tmp_path, celeba_like, monkeypatch)
         Trainer(_bf16_config(tmp_path), datasets=[celeba_like])
 
 
-def _assert_same_losses(run_a, run_b):
+def _assert_same_losses(run_a, run_b, abs_tol=1e-6):
     """Two runs logged the same metrics, every loss within float tolerance (other kernels,
     other rounding); timings aside."""
     logs = [
@@ -406,7 +406,7 @@ def _assert_same_losses(run_a, run_b):
     for a, b in zip(*logs, strict=True):
         assert a.keys() == b.keys()
         for k in (k for k in a if not k.startswith("time/")):
-            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
+            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=abs_tol), k
 
 
 def _nhwc(t):
@@ -502,7 +502,9 @@ def test_winograd_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
     assert not any(isinstance(m, WinogradConv2d) for m in winograd.D.modules())
     direct.fit()
     winograd.fit()
-    _assert_same_losses(tmp_path / "direct", tmp_path / "winograd")
+    # F(4x4, 3x3) rounds to about 1e-5 of a conv's output scale (the direct kernel to 2e-6),
+    # and D/adv, a difference of two means near zero, carries that in absolute terms.
+    _assert_same_losses(tmp_path / "direct", tmp_path / "winograd", abs_tol=1e-5)
     assert not torch.equal(
         _weights(direct)["G.main.9.main.0.weight"], _weights(winograd)["G.main.9.main.0.weight"]
     )
