@@ -518,6 +518,17 @@ def test_winograd_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
     _assert_identical(_weights(winograd), _weights(second))
 
 
+def test_winograd_on_a_gpu_is_refused_before_anything_is_written(
+    tmp_path, celeba_like, monkeypatch
+):
+    from stargan.training import distributed
+
+    monkeypatch.setattr(distributed, "device_for", lambda *_: torch.device("cuda"))
+    with pytest.raises(ConfigError, match=r"run.winograd is a CPU kernel.*cuda.*--no-winograd"):
+        Trainer(tiny_config(tmp_path / "run", winograd=True), datasets=[celeba_like])
+    assert not (tmp_path / "run").exists()
+
+
 def test_winograd_with_bf16_is_refused():
     with pytest.raises(ConfigError, match=r"run.winograd computes fp32.*--no-winograd"):
         RunConfig(winograd=True, precision="bf16")
