@@ -137,6 +137,14 @@ def _weight_transform(weight: torch.Tensor) -> torch.Tensor:
     return u.reshape(_TAPS * _TAPS, weight.shape[1], weight.shape[0])
 
 
+def _weight_transform_adjoint(du: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The transpose of _weight_transform: dU [36, C_in, C_out] -> dW [C_out, C_in, 3, 3], in
+    the weight's memory format."""
+    g = weight.new_tensor(_G)
+    dw = torch.einsum("ai,bj,back->kcij", g, g, du.view(_TAPS, _TAPS, *du.shape[1:]))
+    return dw.contiguous(memory_format=torch.channels_last) if _is_channels_last(weight) else dw
+
+
 def _output_transform(m: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
     """M [36, N*T1*T2, C_out] -> y [N, H, W, C_out] (a view of a contiguous NHWC tensor)."""
     t1, t2 = _tiles(h, w)
@@ -161,16 +169,6 @@ def _output_transform_adjoint(dy: torch.Tensor) -> torch.Tensor:
 
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
-
-
-def _like(x: torch.Tensor, nhwc: torch.Tensor) -> torch.Tensor:
-    """An NHWC result as [N, C, H, W] in x's memory format (channels_last as it is)."""
-    y = nhwc.contiguous().permute(0, 3, 1, 2)
-    return y if _is_channels_last(x) else y.contiguous()
-
-
-def _is_channels_last(x: torch.Tensor) -> bool:
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _like(x: torch.Tensor, nhwc: torch.Tensor) -> torch.Tensor:
@@ -214,10 +212,7 @@ def _backward(ctx, dy: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor 
     if ctx.needs_input_grad[1]:
         # The transformed input is recomputed here rather than kept from the forward.
         du = torch.bmm(_input_transform(_nhwc(x)).transpose(1, 2), dm)
-        g = weight.new_tensor(_G)
-        du = du.view(_TAPS, _TAPS, *du.shape[1:])
-        dw = torch.einsum("ai,bj,back->kcij", g, g, du)
-        dw = dw.contiguous(memory_format=torch.channels_last) if _is_channels_last(weight) else dw
+        dw = _weight_transform_adjoint(du, weight)
     return dx, dw
 
 
