@@ -3,11 +3,9 @@ residual-block convs (C -> C, stride 1, padding 1: 73 % of G's arithmetic at 128
 the preset's memory order and batch: forward without autograd (D-only iterations), forward +
 backward to input and weight (G's update), and each one's error against float64.
 
-    python benchmarks/winograd_conv.py --preset celeba-128 --threads 2 --reps 9 --heap
+    python benchmarks/winograd_conv.py --preset celeba-128 --threads 2 --reps 9
 
-The Winograd convolution is run.winograd's (stargan.models.winograd). --heap has glibc keep
-large blocks in its heap, as the trainer does with run.winograd: without it, the transforms'
-freshly mapped pages fault on first touch and eat most of the gain.
+The Winograd convolution is run.winograd's (stargan.models.winograd).
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stargan.models.winograd import keep_large_blocks_in_heap, winograd_conv3x3
+from stargan.models.winograd import winograd_conv3x3
 from stargan.presets import get_preset
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -60,13 +58,8 @@ def main() -> None:
     p.add_argument("--preset", default="celeba-128")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=5, help="timed calls per variant (median kept)")
-    p.add_argument(
-        "--heap", action="store_true", help="glibc keeps large blocks in its heap (run.winograd's)"
-    )
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
-    if args.heap and not keep_large_blocks_in_heap():
-        raise SystemExit("--heap: this C library has no mallopt (glibc's); run without it")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = get_preset(args.preset)
@@ -110,7 +103,6 @@ def main() -> None:
     print(
         f"{args.preset}: G's residual conv {c}->{c} 3x3 on {side}x{side}, batch {n}, "
         f"{'NHWC' if cfg.run.channels_last else 'NCHW'}, {torch.get_num_threads()} thread(s), "
-        f"{'heap kept' if args.heap else 'default malloc'}, "
         f"{macs / 1e9:.2f} GMAC direct"
     )
     for r in rows:
@@ -125,7 +117,6 @@ def main() -> None:
             "preset": args.preset,
             "threads": torch.get_num_threads(),
             "reps": args.reps,
-            "heap": args.heap,
         }
         with open(args.json, "w") as f:
             json.dump({**meta, "rows": rows, "error_vs_float64": accuracy}, f, indent=2)

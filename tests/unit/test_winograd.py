@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from stargan.config import ModelConfig
-from stargan.models import build_generator
+from stargan.models import build_generator, winograd
 from stargan.models.blocks import WinogradConv2d, use_winograd
 from stargan.models.winograd import winograd_conv3x3
 
@@ -23,6 +23,28 @@ def test_gradients_are_those_of_the_convolution(size):
     w = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
     torch.testing.assert_close(winograd_conv3x3(x, w), F.conv2d(x, w, padding=1))
     assert torch.autograd.gradcheck(winograd_conv3x3, (x, w))
+
+
+def _conv_and_grads(conv, x, w, dy):
+    x, w = x.detach().requires_grad_(True), w.detach().requires_grad_(True)
+    y = conv(x, w)
+    return [y, *torch.autograd.grad(y, [x, w], dy)]
+
+
+def test_a_batch_in_chunks_is_the_convolution(monkeypatch):
+    """The batch goes through a few images at a time (here 2 + 2 + 1): every chunk's output
+    and input gradient lands in its place and the weight gradient sums over all of them."""
+    per_image = 36 * 2 * 2 * 8 * 4  # one image's transformed block at 6x7, 8 channels
+    monkeypatch.setattr(winograd, "_CHUNK_BYTES", 2 * per_image)
+    assert winograd._chunk(5, 6, 7, 8) == 2
+    torch.manual_seed(0)
+    x, w, dy = (
+        torch.randn(*s, dtype=torch.float64) for s in [(5, 8, 6, 7), (8, 8, 3, 3), (5, 8, 6, 7)]
+    )
+    got = _conv_and_grads(winograd_conv3x3, x, w, dy)
+    want = _conv_and_grads(lambda a, b: F.conv2d(a, b, padding=1), x, w, dy)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

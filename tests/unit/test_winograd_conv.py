@@ -1,23 +1,19 @@
-"""benchmarks/winograd_conv.py runs end to end, with and without --heap."""
+"""benchmarks/winograd_conv.py runs end to end."""
 
 import json
 import runpy
 import sys
 from pathlib import Path
 
-import pytest
-
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "winograd_conv.py"
 
 
-@pytest.mark.parametrize("heap", [False, True])
-def test_times_both_variants_and_reports_their_errors(tmp_path, monkeypatch, capsys, heap):
+def test_times_both_variants_and_reports_their_errors(tmp_path, monkeypatch, capsys):
     out = tmp_path / "winograd.json"
     argv = [str(SCRIPT), "--preset", "synth-tiny", "--reps", "2", "--json", str(out)]
-    monkeypatch.setattr(sys, "argv", argv + (["--heap"] if heap else []))
+    monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(SCRIPT), run_name="__main__")
     result = json.loads(out.read_text())
-    assert result["heap"] is heap
     assert {(r["pass"], r["variant"]) for r in result["rows"]} == {
         (p, v)
         for p in ("forward", "forward+backward")

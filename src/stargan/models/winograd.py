@@ -18,9 +18,6 @@ instead of keeping it (2.25x the input's size). It is a torch custom op, so run.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-
 import torch
 
 # Lavin & Gray's F(4x4, 3x3) at the points 0, +-1, +-2: input (B^T), weight (G) and output
@@ -50,6 +47,14 @@ _AT = (
 _B = tuple(zip(*_BT, strict=True))  # the adjoints, for the backward
 _A = tuple(zip(*_AT, strict=True))
 _TILE, _TAPS = 4, 6  # output and input tile sizes
+# The batch is transformed and multiplied a few images at a time, so that a transformed block
+# (36 x tiles x channels, the largest tensors here) stays in the last-level cache and its
+# freed blocks are reused from glibc's heap rather than mapped afresh, with page faults on first
+# touch, for every call (above 32 MiB glibc always maps them): at 128 px a residual conv's
+# forward + backward took 194 ms by 4-image chunks (this size) against 250 ms for the whole
+# batch of 16 at once, and a whole iteration ran as fast as with the batch at once and glibc
+# told to keep large blocks (docs/performance.md).
+_CHUNK_BYTES = 10 << 20
 
 
 def _mix(taps: list[torch.Tensor], mat: tuple[tuple[float, ...], ...]) -> torch.Tensor:
@@ -181,14 +186,26 @@ def _is_channels_last(x: torch.Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+def _chunk(n: int, h: int, w: int, c: int) -> int:
+    """Images per pass: as many as keep one transformed [36, tiles, C] block near _CHUNK_BYTES."""
+    t1, t2 = _tiles(h, w)
+    per_image = _TAPS * _TAPS * t1 * t2 * c * 4
+    return max(1, min(n, round(_CHUNK_BYTES / per_image)))
+
+
 @torch.library.custom_op("stargan::winograd_conv3x3", mutates_args=())
 def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """F.conv2d(x, weight, padding=1) for a [C_out, C_in, 3, 3] weight, no bias, by
     F(4x4, 3x3): x [N, C_in, H, W] -> [N, C_out, H, W] in x's memory format. Differentiable
     once (G's training); not twice (D's gradient penalty would need it: D never uses it)."""
-    n, _, h, w = x.shape
-    m = torch.bmm(_input_transform(_nhwc(x)), _weight_transform(weight))
-    return _like(x, _output_transform(m, n, h, w))
+    n, c, h, w = x.shape
+    u = _weight_transform(weight)
+    xs, y = _nhwc(x), x.new_empty(n, h, w, weight.shape[0])
+    step = _chunk(n, h, w, max(c, weight.shape[0]))
+    for s in range(0, n, step):
+        m = torch.bmm(_input_transform(xs[s : s + step]), u)
+        y[s : s + step] = _output_transform(m, min(step, n - s), h, w)
+    return _like(x, y)
 
 
 @winograd_conv3x3.register_fake
@@ -203,38 +220,24 @@ def _setup_context(ctx, inputs: tuple[torch.Tensor, torch.Tensor], output: torch
 
 def _backward(ctx, dy: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     x, weight = ctx.saved_tensors
-    n, _, h, w = x.shape
-    dm = _output_transform_adjoint(_nhwc(dy))
-    dx = dw = None
-    if ctx.needs_input_grad[0]:
-        dv = torch.bmm(dm, _weight_transform(weight).transpose(1, 2))
-        dx = _like(x, _input_transform_adjoint(dv, n, h, w))
-    if ctx.needs_input_grad[1]:
-        # The transformed input is recomputed here rather than kept from the forward.
-        du = torch.bmm(_input_transform(_nhwc(x)).transpose(1, 2), dm)
-        dw = _weight_transform_adjoint(du, weight)
-    return dx, dw
+    n, c, h, w = x.shape
+    xs, dys = _nhwc(x), _nhwc(dy)
+    ut = _weight_transform(weight).transpose(1, 2)
+    dx = x.new_empty(n, h, w, c) if ctx.needs_input_grad[0] else None
+    du = None
+    step = _chunk(n, h, w, max(c, weight.shape[0]))
+    for s in range(0, n, step):
+        dm = _output_transform_adjoint(dys[s : s + step])
+        if dx is not None:
+            dx[s : s + step] = _input_transform_adjoint(torch.bmm(dm, ut), min(step, n - s), h, w)
+        if ctx.needs_input_grad[1]:
+            # The transformed input is recomputed here rather than kept from the forward.
+            v = _input_transform(xs[s : s + step]).transpose(1, 2)
+            du = torch.bmm(v, dm) if du is None else du.baddbmm_(v, dm)
+    return (
+        None if dx is None else _like(x, dx),
+        None if du is None else _weight_transform_adjoint(du, weight),
+    )
 
 
 winograd_conv3x3.register_autograd(_backward, setup_context=_setup_context)
-
-
-def keep_large_blocks_in_heap() -> bool:
-    """Have glibc's malloc serve large blocks from its heap and keep freed ones there, instead of
-    mapping fresh pages for each (its default above 32 MiB at most). Returns False where the C
-    library has no mallopt (not glibc): nothing is changed.
-
-    Why: every F(4x4, 3x3) call allocates tens of MiB of transformed tiles. Freshly mapped pages
-    fault on first touch, and at 128 px those faults cost about as much as the transforms'
-    arithmetic: with the blocks kept, a residual conv's forward + backward took 156-160 ms
-    instead of 206-229 ms (docs/performance.md). Resident memory then stays at its high-water
-    mark instead of shrinking between iterations, and the peak grows (230-390 MiB at 128 px)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    # Both are needed (measured): blocks below 512 MiB come from the heap, and its free top is
-    # handed back to the kernel only above 1 GiB. The same as MALLOC_MMAP_THRESHOLD_ and
-    # MALLOC_TRIM_THRESHOLD_ in the environment.
-    return bool(mallopt(m_mmap_threshold, 512 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))

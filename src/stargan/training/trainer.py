@@ -28,7 +28,6 @@ from stargan.data.labels import LabelLayout, permute_targets
 from stargan.data.registry import DatasetError, LabelledDataset, build_dataset
 from stargan.models import build_discriminator, build_generator
 from stargan.models.blocks import use_winograd
-from stargan.models.winograd import keep_large_blocks_in_heap
 from stargan.training import checkpoint as ckpt
 from stargan.training import distributed
 from stargan.training.logging import Callback, MetricsLog, TensorBoardCallback
@@ -209,7 +208,6 @@ class Trainer:
         self.D = build_discriminator(model_cfg).to(self.device, memory_format=memory_format)
         if cfg.run.winograd:
             use_winograd(self.G, True)
-            keep_large_blocks_in_heap()
         o = cfg.optim
         # Fused Adam: the same update in one kernel per device instead of the default per-tensor
         # loop (5x faster on D's 44.8 M parameters on a CPU: docs/performance.md).
