@@ -312,10 +312,10 @@ class RunConfig:
     by Winograd's F(4x4, 3x3) on the CPU in fp32: 36 products per 4x4 output tile and channel
     pair instead of 144, plus transforms. The same convolution, rounded differently (2.5-8x
     the direct kernel's error against float64, about 1e-5 of its scale); G's other convs, D,
-    inference and export stay direct. It also has glibc's malloc keep large blocks in its heap
-    (page faults would eat the gain), which costs resident memory (230-390 MiB more at the
-    peak of a 128 px run). On the CPU of docs/performance.md a 128 px iteration took 16
-    percent less time; CPU and fp32 only (on a GPU cuDNN picks its own algorithms)."""
+    inference and export stay direct. On the CPU of docs/performance.md a 128 px iteration
+    took 18 percent less time, and peaked 100-270 MiB higher in resident memory (the same live
+    tensors, placed differently by glibc's malloc); CPU and fp32 only (on a GPU cuDNN picks its
+    own algorithms)."""
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None
