@@ -7,7 +7,8 @@ the machine's fp32 matmul peak. It explains what keeps train_speed.py's "% of pe
 
 Times are the profiler's self CPU times of aten operators (each microsecond counted once, in
 the operator that spent it), weighted like train_speed.py's per-iteration figure:
-((n_critic - 1) * D-only + D+G) / n_critic. FLOPs come from train_speed.py's counter (the same
+((n_critic - 1) * D-only + D+G) / n_critic, of steps on the preset's first dataset (a joint
+preset's iteration is one such step per dataset). FLOPs come from train_speed.py's counter (the same
 formulas as torch.utils.flop_counter) on the same two steps, by operator; operators that count
 no FLOPs (normalisation, activations, elementwise arithmetic, Adam) are memory-bound work that
 caps the whole step's fraction of peak however fast the convolutions run.

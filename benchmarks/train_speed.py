@@ -6,8 +6,12 @@ Trainer's step against the official 2018 release's step structure (benchmarks/re
     python benchmarks/train_speed.py --preset synth-demo --iters 50 --mode ours
     python benchmarks/train_speed.py --device cuda --bf16 --channels-last --cudnn-benchmark
 
-An iteration is one D update (and a G update every n_critic-th); we time whole n_critic
-cycles so the mean is the true average cost per iteration.
+An iteration is one D update (and a G update every n_critic-th) per dataset of the preset, as
+in training (a joint preset's iteration takes a CelebA batch, then a RaFD batch: two steps,
+as in the release's train_multi); we time whole n_critic cycles so the mean is the true
+average cost per iteration. Each dataset's labels are the preset's own (CelebA's selected
+attributes, RaFD's 8 expressions one-hot, the mask vector in joint presets), so G's input
+and D's classifier have the preset's sizes.
 
 --mode ours | reference: that step in this process (peak RSS is this process's).
 --mode both: the two steps side by side in this process, interleaved iteration by iteration
@@ -19,7 +23,7 @@ cycles so the mean is the true average cost per iteration.
   free-running timed iterations are printed too. Peak RSS comes from a fresh subprocess per
   mode (one warm-up cycle each), so each mode's figure is its own.
 
-FLOPs: after timing, one D-only and one D+G step are run under a dispatch-mode counter
+FLOPs: after timing, one D-only and one D+G iteration (every dataset's steps) are run under a dispatch-mode counter
 (torch.utils.flop_counter's formulas for convolutions and matrix products, gradient
 penalty's double backward included) and averaged over an n_critic cycle. Achieved GFLOP/s
 is that over s/iter; the machine's peak is the best of a few large fp32 matmuls timed in the
@@ -46,8 +50,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from stargan.config import GRecompute, RunConfig
+from stargan.config import DataConfig, GRecompute, RunConfig
 from stargan.data.labels import LabelSpec
+from stargan.data.synthetic import DEFAULT_SELECTED_ATTRS, EXPRESSIONS
 from stargan.models.blocks import InstanceNorm2d, SmallMapConv2d, use_winograd
 from stargan.presets import get_preset
 from stargan.training.trainer import Trainer
@@ -72,8 +77,31 @@ class RandomData(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         g = torch.Generator().manual_seed(i)
-        label = (torch.rand(self.label_spec.n_labels, generator=g) < 0.5).float()
+        n_labels = self.label_spec.n_labels
+        if self.label_spec.kind == "categorical":
+            label = torch.zeros(n_labels)
+            label[torch.randint(n_labels, (), generator=g)] = 1.0
+        else:
+            label = (torch.rand(n_labels, generator=g) < 0.5).float()
         return torch.rand(3, self.size, self.size, generator=g) * 2 - 1, label
+
+
+RAFD_LIKE = ("rafd", "synthfaces-rafd")
+CELEBA_LIKE = ("celeba", "synthfaces-celeba")
+
+
+def label_spec(data: DataConfig) -> LabelSpec:
+    """The labels a preset's dataset gives, without its files: CelebA-like sets their selected
+    attributes (binary), RaFD-like ones the 8 expressions (categorical; RaFD's folders name
+    them)."""
+    if data.name in RAFD_LIKE:
+        return LabelSpec(EXPRESSIONS, "categorical")
+    if data.name in CELEBA_LIKE:
+        return LabelSpec(data.selected_attrs or DEFAULT_SELECTED_ATTRS, "binary")
+    raise ValueError(
+        f"train_speed.py cannot tell the labels of dataset {data.name!r} without its files; "
+        f"it knows {CELEBA_LIKE + RAFD_LIKE}"
+    )
 
 
 class FlopCount(TorchDispatchMode):
@@ -111,7 +139,6 @@ def run_flag(args: argparse.Namespace, mode: str, name: str) -> bool:
 
 def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
     cfg = get_preset(args.preset)
-    spec = LabelSpec(cfg.data[0].selected_attrs or ("a", "b", "c", "d", "e"), "binary")
     size, batch = cfg.model.image_size, cfg.optim.batch_size
     cfg = type(cfg)(
         model=cfg.model,
@@ -119,7 +146,7 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
         # The GAN step is what is timed: a preset's D-classifier warm-up (synth-demo's first
         # 200 iterations update D's classifier alone) would replace it in every timed iteration.
         optim=dataclasses.replace(cfg.optim, d_cls_warmup=0),
-        data=cfg.data[:1],
+        data=cfg.data,
         run=RunConfig(
             out_dir=str(Path(tmp) / mode),
             sample_every=0,
@@ -132,7 +159,8 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
             precision="bf16" if args.bf16 else "fp32",
         ),
     )
-    trainer = Trainer(cfg, datasets=[RandomData(spec, 4 * batch, size)])
+    datasets = [RandomData(label_spec(d), 4 * batch, size) for d in cfg.data]
+    trainer = Trainer(cfg, datasets=datasets)
     if mode == "reference":
         trainer.train_step = types.MethodType(reference_train_step, trainer)
         # The release's Adam is the per-tensor loop (ours is fused): same update, slower.
@@ -188,9 +216,9 @@ def timed_iteration(args: argparse.Namespace, trainer: Trainer) -> tuple[float, 
 
 
 def count_flops(args: argparse.Namespace, trainer: Trainer) -> dict[str, float]:
-    """FLOPs of one iteration, averaged over an n_critic cycle (its weights move on)."""
+    """FLOPs of one iteration (every dataset's steps), averaged over an n_critic cycle (its
+    weights move on)."""
     n_critic = trainer.cfg.optim.n_critic
-    x, label = trainer.streams[0].next()
     counts = {}
     for update_g in (False, True):
         # Eager and direct: a compiled G (--compile-g) computes the same convolutions, which
@@ -200,7 +228,10 @@ def count_flops(args: argparse.Namespace, trainer: Trainer) -> dict[str, float]:
         use_winograd(trainer.G, False)
         try:
             with torch.compiler.set_stance("force_eager"), FlopCount() as fc:
-                trainer.train_step(0, x, label, update_g, flip=trainer.cfg.data[0].flip)
+                for k, (stream, data) in enumerate(zip(trainer.streams, trainer.cfg.data)):
+                    for _ in range(data.ratio):
+                        x, label = stream.next()
+                        trainer.train_step(k, x, label, update_g, flip=data.flip)
         finally:
             use_winograd(trainer.G, trainer.cfg.run.winograd)
         counts[update_g] = fc

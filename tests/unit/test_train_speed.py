@@ -2,6 +2,7 @@
 our Trainer's step from the same seed, and counts the extra work it does."""
 
 import argparse
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -104,3 +105,35 @@ def test_the_timed_step_is_the_gan_step_even_in_presets_with_a_warmup(train_spee
     trainer = train_speed.make_trainer(args, "ours", str(tmp_path))
     assert trainer.cfg.optim.d_cls_warmup == 0
     assert "G/loss" in trainer.train_iteration()
+
+
+def test_joint_preset_runs_both_datasets_with_their_own_labels(train_speed, monkeypatch, tmp_path):
+    """A joint preset's iteration is a CelebA-like step and a RaFD-like step (one-hot
+    expressions, the mask vector), in both modes; its FLOPs count both steps."""
+    from stargan.presets import get_preset
+
+    tiny = get_preset("synth-tiny")
+    rafd = dataclasses.replace(tiny.data[0], name="synthfaces-rafd", selected_attrs=())
+    joint = dataclasses.replace(tiny, data=(tiny.data[0], rafd))
+    monkeypatch.setattr(train_speed, "get_preset", lambda name: joint)
+    args = bench_args(iters=5, warmup=5, flops=True)
+    result = train_speed.run(args, train_speed.MODES)
+    ours, ref = result["modes"]["ours"], result["modes"]["reference"]
+    lockstep = train_speed.loss_differences(ours["lockstep_losses"], ref["lockstep_losses"])
+    assert {"0:D/cls", "1:D/cls", "0:G/rec", "1:G/rec"} <= lockstep.keys()
+    assert max(d["max_rel"] for d in lockstep.values()) < 1e-5
+
+    trainer = train_speed.make_trainer(args, "ours", str(tmp_path))
+    assert [s.kind for s in trainer.layout.specs] == ["binary", "categorical"]
+    x, label = trainer.streams[1].next()
+    assert torch.equal(label.sum(1), torch.ones(len(label)))  # one expression per face
+    with train_speed.FlopCount() as one_step:
+        trainer.train_step(0, *trainer.streams[0].next(), False)
+    per_step = sum(one_step.by_op.values()) / 1e9
+    assert ours["gflop_d_only_iter"] == pytest.approx(2 * per_step, rel=0.05)
+
+
+def test_unknown_dataset_labels_are_refused(train_speed):
+    folder = train_speed.DataConfig(name="folder", root="x")
+    with pytest.raises(ValueError, match="'folder'.*celeba"):
+        train_speed.label_spec(folder)
