@@ -379,7 +379,7 @@ def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
 def lockstep_agrees(difference: dict[str, float], scale: float) -> bool:
     """One term's lockstep difference (from loss_differences) is float rounding; ``scale``:
     the largest |value| of any loss term over the lockstep steps."""
-    return max(difference["max_rel"], difference["max_abs"] / scale) <= LOCKSTEP_RTOL
+    return min(difference["max_rel"], difference["max_abs"] / scale) <= LOCKSTEP_RTOL
 
 
 def largest_loss(metrics: list[dict[str, float]]) -> float:
