@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import errno
 import signal
 import sys
 import typing
@@ -22,7 +22,9 @@ from stargan.config import (
     TrainConfig,
     field_docs,
 )
+from stargan.files import UnsafeFileError, describe_error, parse_json, read_text
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; nothing larger is read
 EXIT_USER_ERROR = 2  # a bad flag, file or value (also a NaN/Inf stop): fix it, then rerun
 EXIT_STOPPED = 75  # EX_TEMPFAIL: interrupted, a checkpoint was written, rerun to resume.
 
@@ -89,10 +91,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     d = cfg.to_dict()
     if args.config:
         try:
-            text = Path(args.config).read_text(encoding="utf-8-sig")  # a BOM is harmless
-            d = TrainConfig.from_dict(json.loads(text)).to_dict()
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-            raise ConfigError(f"cannot read config file {args.config}: {e}") from None
+            text = read_text(args.config, MAX_CONFIG_BYTES, "config file")  # a BOM is harmless
+            d = TrainConfig.from_dict(parse_json(text, "config file")).to_dict()
+        except (OSError, UnsafeFileError) as e:
+            reason = describe_error(e)
+            raise ConfigError(f"cannot read config file {args.config}: {reason}") from None
     for key, value in vars(args).items():
         if not key.startswith("cfg:") or value is None:
             continue
@@ -117,8 +120,8 @@ def _apply_override(d: dict[str, Any], item: str) -> None:
         raise ConfigError(f"--set expects KEY=VALUE (e.g. optim.g_lr=2e-4), got {item!r}")
     key, raw = item.split("=", 1)
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
+        value = parse_json(raw, "--set value")
+    except UnsafeFileError:
         value = raw
     *parents, last = key.split(".")
     node: Any = d
@@ -327,7 +330,7 @@ def _train_config_of(model_path: str) -> TrainConfig:
     _, meta = ckpt.load_tensors(Path(model_path), ckpt.MODEL_FORMAT)
     if "train_config" not in meta:
         raise ConfigError(f"{model_path} records no training config; `sample` needs one")
-    return TrainConfig.from_dict(json.loads(meta["train_config"]))
+    return TrainConfig.from_dict(parse_json(meta["train_config"]))
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -592,6 +595,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# OS errors that describe the user's machine, not a bug here: a folder that is read-only, full,
+# missing or a file; too long a name. Any other OSError keeps its traceback.
+_ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENAMETOOLONG,
+        errno.EMFILE,
+        errno.EFBIG,
+    }
+)
+
+
+def _describe_os_error(e: OSError) -> str:
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+    return f"{where}: {e.strerror}" if where and e.strerror else str(e)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from stargan.data.io import ImageDecodeError
     from stargan.data.labels import LabelError
@@ -612,12 +640,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         RunFolderError,
         NonFiniteError,
         ImageDecodeError,
-        FileNotFoundError,
+        UnsafeFileError,
         FaceCropError,
         MissingExtraError,
     ) as e:
         print(f"stargan: error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    except OSError as e:
+        if e.errno not in _ENVIRONMENT_ERRNOS and not isinstance(e, FileNotFoundError):
+            raise
+        print(f"stargan: error: {_describe_os_error(e)}", file=sys.stderr)
+    return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

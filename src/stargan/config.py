@@ -25,6 +25,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+MAX_THREADS = 512
+"""Most CPU threads a run may ask for: far above any machine we know of, and far below the
+count at which OpenMP aborts the process instead of raising."""
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the field and the value."""
@@ -277,7 +281,7 @@ class RunConfig:
     tensorboard: bool = False
     """Also write TensorBoard event files (needs the `tensorboard` extra)."""
     num_threads: int = 0
-    """CPU threads for torch (0 = torch's default)."""
+    """CPU threads for torch (0 = torch's default); at most MAX_THREADS."""
     g_recompute: GRecompute = "none"
     """What G's training passes keep for backward, against recomputing it there (the same
     gradients, bit for bit): 'none' keeps every activation; 'norms' keeps the convolutions'
@@ -336,7 +340,11 @@ class RunConfig:
             self.keep_checkpoints >= 1,
             f"run.keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
         )
-        _check(self.num_threads >= 0, f"run.num_threads must be >= 0, got {self.num_threads}")
+        _check(
+            0 <= self.num_threads <= MAX_THREADS,
+            f"run.num_threads must be in [0, {MAX_THREADS}] (0: torch's default), "
+            f"got {self.num_threads}",
+        )
         _check(self.eval_every >= 0, f"run.eval_every must be >= 0, got {self.eval_every}")
         _check(
             not self.eval_every or self.eval_judge is not None,

@@ -27,6 +27,7 @@ import torch
 from stargan.atomic import atomic_write_bytes
 from stargan.config import ConfigError
 from stargan.extras import require
+from stargan.files import UnsafeFileError, describe_error, read_regular
 from stargan.inference import PACKAGED_MODEL, StarGAN, load, model_metadata
 from stargan.models.blocks import check_images
 from stargan.training import checkpoint as ckpt
@@ -218,9 +219,9 @@ def load_onnx(
 
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+        data = read_regular(path, ckpt.MAX_FILE_BYTES, "ONNX file")
+    except (OSError, UnsafeFileError) as e:
+        raise CheckpointError(f"cannot read {path}: {describe_error(e)}") from None
     session = _session(data, path, str(device), threads)
     props = session.get_modelmeta().custom_metadata_map
     meta = {k.removeprefix("stargan."): v for k, v in props.items() if k.startswith("stargan.")}

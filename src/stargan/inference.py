@@ -24,6 +24,7 @@ from PIL import Image
 from stargan.config import ConfigError, ModelConfig
 from stargan.data.io import preprocess, to_tensor
 from stargan.data.labels import LabelError, LabelLayout, sample_targets, set_target
+from stargan.files import output_path, parse_json, safe_stem
 from stargan.models import Discriminator, Generator, build_discriminator, build_generator
 from stargan.training import checkpoint as ckpt
 
@@ -289,8 +290,8 @@ def parse_model_metadata(
 ) -> tuple[ModelConfig, LabelLayout, int | None]:
     """(config, labels, step) from a model file's metadata, checked against each other."""
     try:
-        config = ModelConfig(**json.loads(meta["model_config"]))
-        layout = LabelLayout.from_dict(json.loads(meta["labels"]))
+        config = ModelConfig(**parse_json(meta["model_config"]))
+        layout = LabelLayout.from_dict(parse_json(meta["labels"]))
         step = int(meta["step"]) if "step" in meta else None
     except (KeyError, TypeError, ValueError) as e:
         raise ckpt.CheckpointError(f"{path}: missing or malformed model metadata ({e})") from None
@@ -551,20 +552,24 @@ def translate_files(
             ]
     else:
         columns = []
-    out_dir = Path(out_dir)
+
+    def out(*parts: str) -> Path:  # stems and titles come from strangers' files: made safe
+        return output_path(out_dir, "-".join(safe_stem(p) for p in parts) + f".{fmt}")
+
     written: list[Path] = []
     for title, y in columns:
         for f, image in zip(files, resize_images(y, size), strict=True):
-            written.append(save_image(image, out_dir / f"{f.stem}-{title}.{fmt}"))
+            written.append(save_image(image, out(f.stem, title)))
     if strip is not None:
         steps = model.interpolate(x, strip.targets, strip.values, start)  # [N, K, 3, S, S]
         for f, xi, row in zip(files, x, steps, strict=True):
             tiles = resize_images(torch.cat([xi[None], row]), size)[None]
-            path = out_dir / f"{f.stem}-strip-{target_title(strip.targets)}.{fmt}"
-            written.append(save_image(make_grid(tiles), path))
+            written.append(
+                save_image(make_grid(tiles), out(f.stem, "strip", target_title(strip.targets)))
+            )
     if grid and columns:
         tiles = torch.stack([resize_images(t, size) for t in [x] + [y for _, y in columns]], 1)
-        written.append(save_image(make_grid(tiles), out_dir / f"grid.{fmt}"))
+        written.append(save_image(make_grid(tiles), out("grid")))
     sources = {}
     if start is not None:
         labels = start if not isinstance(start, Mapping) else None

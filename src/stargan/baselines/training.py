@@ -45,6 +45,7 @@ from stargan.baselines.common import (
 )
 from stargan.data.labels import LabelLayout
 from stargan.data.registry import LabelledDataset, build_dataset
+from stargan.files import parse_json
 from stargan.training import checkpoint as ckpt
 from stargan.training.logging import MetricsLog
 
@@ -228,15 +229,14 @@ class BaselineTrainer:
         if not self.log.path.exists():
             return
         kept = []
-        for line in self.log.path.read_text().splitlines():
+        for line, rec in self.log.lines():
             try:
-                rec = json.loads(line)
                 position = self.stage_names.index(rec["stage"]) * self.cfg.iters + rec["step"]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue  # a line cut short by a kill mid-write; its step is re-done anyway
+            except (KeyError, TypeError, ValueError):
+                continue  # not a record of this run's stages; its step is re-done anyway
             if position <= self.step:
                 kept.append(line)
-        ckpt.atomic_write_bytes(self.log.path, "".join(k + "\n" for k in kept).encode())
+        self.log.keep(kept)
 
     def _stage_in_progress(self) -> Stage | None:
         k, it = divmod(self.step, self.cfg.iters)
@@ -287,11 +287,11 @@ class BaselineTrainer:
         """Continue from a file written by :meth:`save_state` (it must be this run's)."""
         tensors, meta = ckpt.load_tensors(path, STATE_FORMAT)
         try:
-            cfg = BaselineConfig.from_dict(json.loads(meta["config"]))
-            (spec,) = LabelLayout.from_dict(json.loads(meta["labels"])).specs
+            cfg = BaselineConfig.from_dict(parse_json(meta["config"]))
+            (spec,) = LabelLayout.from_dict(parse_json(meta["labels"])).specs
             step, stage_index = int(meta["step"]), int(meta["stage"])
-            groups = json.loads(meta["optimizers"])
-            stage_seconds = {k: float(v) for k, v in json.loads(meta["stage_seconds"]).items()}
+            groups = parse_json(meta["optimizers"])
+            stage_seconds = {k: float(v) for k, v in parse_json(meta["stage_seconds"]).items()}
             prepare_seconds = float(meta["prepare_seconds"])
             identity = meta["identity_net"]
         except (KeyError, TypeError, ValueError) as e:  # ConfigError, LabelError, JSON errors
@@ -452,11 +452,11 @@ def load_baseline(path: str | Path, device: str | torch.device = "cpu") -> Basel
         method = meta["method"]
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; valid: {sorted(METHODS)}")
-        cfg = BaselineConfig.from_dict(json.loads(meta["config"]))
+        cfg = BaselineConfig.from_dict(parse_json(meta["config"]))
         if cfg.method != method:
             raise ValueError(f"method {method!r} but config for {cfg.method!r}")
-        (spec,) = LabelLayout.from_dict(json.loads(meta["labels"])).specs
-        info = json.loads(meta.get("info", "{}"))
+        (spec,) = LabelLayout.from_dict(parse_json(meta["labels"])).specs
+        info = parse_json(meta.get("info", "{}"))
         model = build_baseline(cfg, spec)
     except (KeyError, TypeError, ValueError) as e:  # ConfigError, LabelError, JSON errors
         raise ckpt.CheckpointError(

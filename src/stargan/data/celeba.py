@@ -41,6 +41,7 @@ from stargan.data.cache import (
 )
 from stargan.data.labels import LabelSpec
 from stargan.data.registry import DatasetError, Split, register_dataset
+from stargan.files import MAX_TEXT_BYTES, UnsafeFileError, describe_error, read_text
 
 ATTR_FILE = "list_attr_celeba.txt"
 DEFAULT_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
@@ -86,9 +87,11 @@ def parse_attr_file(path: str | Path) -> AttributeFile:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is harmless
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: cannot read the attribute file ({e})") from None
+        text = read_text(path, MAX_TEXT_BYTES, "attribute file")  # a byte-order mark is harmless
+    except (OSError, UnsafeFileError) as e:
+        raise DatasetError(
+            f"{path}: cannot read the attribute file ({describe_error(e)})"
+        ) from None
     raw = text.splitlines()
     if len(raw) < 2:
         raise DatasetError(

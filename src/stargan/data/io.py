@@ -38,6 +38,7 @@ import torch
 from PIL import ExifTags, Image, ImageCms, ImageOps
 
 from stargan.atomic import atomic_write_bytes
+from stargan.files import UnsafeFileError, read_regular
 
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
 """Pillow format ids the decoder will open (JPEG includes multi-picture JPEGs, "MPO")."""
@@ -95,28 +96,29 @@ def _max_file_bytes(max_pixels: int) -> int:
 
 
 def _read_bytes(source: Source, name: str, max_pixels: int) -> bytes:
-    """All bytes of ``source``; filesystem problems become :class:`ImageDecodeError`."""
-    try:
-        if isinstance(source, str | os.PathLike):
-            with open(source, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > _max_file_bytes(max_pixels):
-                    raise ImageDecodeError(
-                        name,
-                        f"file is {size:,} bytes, more than any image within the limit "
-                        f"of {max_pixels:,} pixels can take",
-                    )
-                data = f.read()
-        elif isinstance(source, bytes | bytearray | memoryview):
-            data = bytes(source)
-        else:
-            data = source.read()
-    except FileNotFoundError:
-        raise ImageDecodeError(name, "file not found") from None
-    except IsADirectoryError:
-        raise ImageDecodeError(name, "is a folder, not an image file") from None
-    except OSError as e:
-        raise ImageDecodeError(name, f"cannot read file ({e.strerror or e})") from None
+    """All bytes of ``source``, bounded; filesystem problems become :class:`ImageDecodeError`."""
+    limit = _max_file_bytes(max_pixels)
+    if isinstance(source, str | os.PathLike):
+        try:
+            # Regular files only (a link to /dev/zero or a FIFO named x.jpg is refused at once).
+            return _nonempty(read_regular(source, limit, "image"), name)
+        except FileNotFoundError:
+            raise ImageDecodeError(name, "file not found") from None
+        except UnsafeFileError as e:
+            raise ImageDecodeError(name, e.reason) from None
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+    else:
+        try:
+            data = source.read(limit + 1)
+        except OSError as e:
+            raise ImageDecodeError(name, f"cannot read ({e.strerror or e})") from None
+    if isinstance(data, bytes) and len(data) > limit:
+        raise ImageDecodeError(name, f"more than {limit:,} bytes, the limit for an image")
+    return _nonempty(data, name)
+
+
+def _nonempty(data: object, name: str) -> bytes:
     if not isinstance(data, bytes):
         raise ImageDecodeError(name, f"expected bytes from the file object, got {type(data)}")
     if not data:

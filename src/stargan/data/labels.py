@@ -13,6 +13,8 @@ from typing import Literal
 
 import torch
 
+from stargan.files import UnsafeFileError, check_name
+
 LabelKind = Literal["binary", "categorical"]
 
 
@@ -36,9 +38,18 @@ class LabelSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in ("binary", "categorical"):
-            raise LabelError(f"label kind must be 'binary' or 'categorical', got {self.kind!r}")
+            raise LabelError(
+                f"label kind must be 'binary' or 'categorical', got {str(self.kind)[:40]!r}"
+            )
         if not self.names:
             raise LabelError("a label space needs at least one label name")
+        for name in self.names:
+            # Label names become file names (translate's outputs) and come from strangers'
+            # files (model metadata, dataset folders and columns): one rule, checked here.
+            try:
+                check_name(name, "label name")
+            except UnsafeFileError as e:
+                raise LabelError(str(e)) from None
         dupes = sorted(n for n, count in Counter(self.names).items() if count > 1)
         if dupes:
             raise LabelError(f"duplicate label names: {dupes}")
@@ -120,7 +131,9 @@ class LabelLayout:
         try:
             return cls(tuple(LabelSpec(tuple(d["names"]), d["kind"]) for d in data))  # type: ignore[arg-type]
         except (KeyError, TypeError) as e:
-            raise LabelError(f"malformed label layout {data!r}: {e}") from None
+            shown = repr(data)
+            shown = shown if len(shown) <= 200 else f"{shown[:200]}..."
+            raise LabelError(f"malformed label layout {shown}: {e!r}"[:400]) from None
 
     def find(self, name: str) -> tuple[int, int]:
         """(dataset k, position in its slice) of a label name; unknown names list all names."""

@@ -48,6 +48,7 @@ from stargan.data.cache import (
 from stargan.data.celeba import select_columns
 from stargan.data.labels import LabelSpec
 from stargan.data.registry import DatasetError, Split, register_dataset
+from stargan.files import MAX_TEXT_BYTES, UnsafeFileError, describe_error, read_text
 
 FILENAME_COLUMNS = ("filename", "file", "image", "image_id", "path")
 SPLIT_COLUMN = "split"
@@ -117,9 +118,9 @@ def parse_table(path: str | Path) -> AttributeTable:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: cannot read the label table ({e})") from None
+        text = read_text(path, MAX_TEXT_BYTES, "label table")
+    except (OSError, UnsafeFileError) as e:
+        raise DatasetError(f"{path}: cannot read the label table ({describe_error(e)})") from None
     lines_text = text.splitlines()
     if not lines_text or not lines_text[0].strip():
         raise DatasetError(

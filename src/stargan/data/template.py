@@ -38,6 +38,7 @@ from stargan.config import DataConfig
 from stargan.data.cache import ImageListDataset, Preprocessing, Problems, seeded_split
 from stargan.data.labels import LabelSpec
 from stargan.data.registry import DatasetError, Split, register_dataset
+from stargan.files import MAX_TEXT_BYTES, UnsafeFileError, describe_error, read_text
 
 LABEL_FILE = "tags.txt"
 
@@ -49,7 +50,11 @@ def parse(path: Path) -> tuple[list[str], list[set[str]], list[int]]:
     tags: list[set[str]] = []
     lines: list[int] = []
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = read_text(path, MAX_TEXT_BYTES, "tag list")
+    except (OSError, UnsafeFileError) as e:
+        raise DatasetError(f"{path}: cannot read the tag list ({describe_error(e)})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split("#", 1)[0].split()
         if not fields:
             continue  # blank or comment

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from stargan.data.labels import LabelLayout, LabelSpec
 from stargan.data.registry import LabelledDataset
+from stargan.files import parse_json
 from stargan.training import checkpoint as ckpt
 
 JUDGE_FORMAT = "stargan-judge/1"
@@ -457,11 +458,11 @@ def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
     path = Path(path)
     tensors, meta = ckpt.load_tensors(path, JUDGE_FORMAT)
     try:
-        raw = json.loads(meta["config"])
+        raw = parse_json(meta["config"])
         raw["blocks"] = tuple(raw["blocks"])
         cfg = JudgeConfig(**raw)
-        layout = LabelLayout.from_dict(json.loads(meta["labels"]))
-        info = json.loads(meta.get("info", "{}"))
+        layout = LabelLayout.from_dict(parse_json(meta["labels"]))
+        info = parse_json(meta.get("info", "{}"))
     except (KeyError, TypeError, ValueError) as e:
         raise ckpt.CheckpointError(f"{path}: missing or malformed judge metadata ({e})") from None
     judge = Judge(cfg, layout)
@@ -488,8 +489,8 @@ def shipped_judge(
         with safe_open(str(path), "pt") as f:  # the header only: no tensor is read
             meta = f.metadata() or {}
         try:
-            size = json.loads(meta["config"])["image_size"]
-            specs = LabelLayout.from_dict(json.loads(meta["labels"])).specs
+            size = parse_json(meta["config"])["image_size"]
+            specs = LabelLayout.from_dict(parse_json(meta["labels"])).specs
         except (KeyError, TypeError, ValueError) as e:
             raise ckpt.CheckpointError(f"{path}: malformed judge metadata ({e})") from None
         if size == image_size and all(s in specs for s in layout.specs):

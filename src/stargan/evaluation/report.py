@@ -34,6 +34,7 @@ from stargan.data.labels import LabelLayout
 from stargan.data.registry import LabelledDataset
 from stargan.evaluation.metrics import eval_targets, ground_truth_fn
 from stargan.inference import make_grid, to_uint8
+from stargan.training.logging import MetricsLog
 
 
 @dataclass
@@ -96,15 +97,7 @@ def jsonable(obj: Any) -> Any:
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """The records of a ``metrics.jsonl`` (lines cut short by a kill are skipped)."""
-    records = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and "step" in rec:
-            records.append(rec)
-    return records
+    return [rec for rec in MetricsLog(Path(path)).read() if "step" in rec]
 
 
 def _series(records: list[dict[str, Any]], key: str, x: str) -> tuple[list[float], list[float]]:

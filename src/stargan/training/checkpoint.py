@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from stargan.atomic import atomic_write_bytes
+from stargan.files import UnsafeFileError, check_regular, describe_error
 
 MODEL_FORMAT = "stargan-model/1"
 STATE_FORMAT = "stargan-train-state/1"
+MAX_FILE_BYTES = 1 << 30
+"""Largest model or checkpoint file read (1 GiB): the paper's 256 px joint training state,
+G + D with both optimisers' moments, is about 0.75 GiB."""
 
 
 class CheckpointError(ValueError):
@@ -35,7 +38,7 @@ def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
     for key in sorted(tensors):
         t = tensors[key]
         h.update(f"{key}|{t.dtype}|{list(t.shape)}|".encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())  # no copy
     h.update(json.dumps(metadata, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -49,24 +52,28 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
 
 
 def load_tensors(path: Path, expect_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read and verify a file written by :func:`save_tensors` (no code can run while loading)."""
+    """Read and verify a file written by :func:`save_tensors` (no code can run while loading).
+
+    The file must be a regular file of at most :data:`MAX_FILE_BYTES`; it is memory-mapped, so
+    the header and metadata are checked before any tensor is copied and the tensors are read
+    once (no second copy of the file's bytes).
+    """
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+        check_regular(path, MAX_FILE_BYTES, "model or checkpoint file")
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+            fmt = meta.get("format")
+            if fmt != expect_format:
+                raise CheckpointError(f"{path} has format {fmt!r}, expected {expect_format!r}")
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not a dict)
+    except (OSError, UnsafeFileError) as e:
+        raise CheckpointError(f"cannot read {path}: {describe_error(e)}") from None
     except (SafetensorError, ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(
             f"{path} is not a readable safetensors file (truncated, corrupt or another "
             f"format such as a pickle): {e}"
         ) from None
-    fmt = meta.get("format")
-    if fmt != expect_format:
-        raise CheckpointError(f"{path} has format {fmt!r}, expected {expect_format!r}")
     stored = meta.pop("sha256", None)
     if stored is None or stored != _digest(tensors, meta):
         raise CheckpointError(f"{path} failed its checksum: the file is corrupt or was modified")

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from tqdm.auto import tqdm
 
 from stargan.atomic import atomic_write_bytes
+from stargan.files import MAX_TEXT_BYTES, UnsafeFileError, parse_json, read_text
 
 
 class Callback(Protocol):
@@ -21,6 +22,11 @@ class Callback(Protocol):
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
 
     def on_end(self, step: int) -> None: ...
+
+
+def _step(rec: dict[str, Any]) -> float:
+    step = rec.get("step", 0)
+    return step if isinstance(step, int) else math.inf  # a malformed step is not kept
 
 
 class MetricsLog:
@@ -33,18 +39,30 @@ class MetricsLog:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def truncate_after(self, step: int) -> None:
+    def lines(self) -> list[tuple[str, dict[str, Any]]]:
+        """(line, record) of every complete record; a line cut short by a kill mid-write (its
+        step is re-done anyway) or that is not a JSON object is skipped. The read is bounded:
+        a run folder may come from someone else."""
         if not self.path.exists():
-            return
-        kept = []
-        for line in self.path.read_text().splitlines():
+            return []
+        text = read_text(self.path, MAX_TEXT_BYTES, "metrics log")
+        out = []
+        for line in text.splitlines():
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill mid-write; its step is re-done anyway
-            if rec.get("step", 0) <= step:
-                kept.append(line)
-        atomic_write_bytes(self.path, "".join(k + "\n" for k in kept).encode())
+                rec = parse_json(line)
+            except UnsafeFileError:
+                continue
+            if isinstance(rec, dict):
+                out.append((line, rec))
+        return out
+
+    def keep(self, lines: list[str]) -> None:
+        """Rewrite the log with ``lines`` only (atomically)."""
+        atomic_write_bytes(self.path, "".join(k + "\n" for k in lines).encode())
+
+    def truncate_after(self, step: int) -> None:
+        if self.path.exists():
+            self.keep([line for line, rec in self.lines() if _step(rec) <= step])
 
     def write(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,9 +70,7 @@ class MetricsLog:
             f.write(json.dumps(record, allow_nan=True) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [rec for _, rec in self.lines()]
 
 
 class TensorBoardCallback:

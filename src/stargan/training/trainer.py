@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -26,6 +25,7 @@ from stargan.atomic import remove_stale_temporaries
 from stargan.config import SHIPPED_JUDGE, ConfigError, TrainConfig
 from stargan.data.labels import LabelLayout, permute_targets
 from stargan.data.registry import DatasetError, LabelledDataset, build_dataset
+from stargan.files import parse_json
 from stargan.models import build_discriminator, build_generator
 from stargan.models.blocks import use_winograd
 from stargan.training import checkpoint as ckpt
@@ -381,12 +381,12 @@ class Trainer:
     def load_state(self, path: Path) -> None:
         tensors, meta = ckpt.load_tensors(path, ckpt.STATE_FORMAT)
         try:
-            saved_cfg = TrainConfig.from_dict(json.loads(meta["config"]))
-            saved_layout = LabelLayout.from_dict(json.loads(meta["labels"]))
+            saved_cfg = TrainConfig.from_dict(parse_json(meta["config"]))
+            saved_layout = LabelLayout.from_dict(parse_json(meta["labels"]))
             step = int(meta["step"])
-            position = json.loads(meta["data_position"])
+            position = parse_json(meta["data_position"])
             train_seconds = float(meta["train_seconds"])
-            groups = json.loads(meta["opt_g_groups"]), json.loads(meta["opt_d_groups"])
+            groups = parse_json(meta["opt_g_groups"]), parse_json(meta["opt_d_groups"])
         except (KeyError, ValueError) as e:
             raise ckpt.CheckpointError(f"{path}: incomplete training state ({e})") from None
         if saved_cfg.model != self.cfg.model:
