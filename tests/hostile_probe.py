@@ -4,10 +4,10 @@ printed, or the traceback / hang that must never happen.
 
     python tests/hostile_probe.py LIMIT_BYTES SECONDS < cases.json > results.json
 
-cases.json is a list of {"name": ..., "argv": [...]}; the output a list of {"name", "outcome"
-("exit", "traceback", "hang"), "code", "seconds", "stderr", "stdout"}, the seconds of the one-time imports and the process's
-peak RSS. One
-process for every case: each would otherwise pay the start-up of torch again.
+cases.json is a list of {"name": ..., "argv": [...]}; the output has one {"name", "outcome"
+("exit", "traceback", "hang"), "code", "seconds", "stderr", "stdout"} per case, the seconds of
+the one-time imports and the process's peak RSS. One process runs every case: each would
+otherwise pay the start-up of torch again.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import signal
 import sys
 import time
 import traceback
-
 
 IMPORTS = (
     "stargan.cli",
