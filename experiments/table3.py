@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+from generated import write_block
 from safetensors import safe_open
 from torch.utils.data import Subset
 
@@ -384,6 +385,7 @@ def main() -> None:
     p.add_argument("--neutral", default="neutral", help="the pairwise models' source class")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--write", type=Path, help="replace the generated table in this Markdown file")
     args = p.parse_args()
     files = {name: getattr(args, name) for name in METHODS}
     if not any(files.values()):
@@ -396,6 +398,8 @@ def main() -> None:
     print(markdown(result))
     if args.json:
         args.json.write_text(json.dumps(finite(result), indent=2))
+    if args.write:
+        write_block(args.write, "experiments/table3.py", markdown(result))
 
 
 def finite(obj: Any) -> Any:

@@ -194,15 +194,21 @@ class BaselineConfig:
 
     @classmethod
     def synth(cls, method: str, image_size: int = 32, **overrides: Any) -> BaselineConfig:
-        """The scale of the ``synth-rafd`` StarGAN preset it is compared with: widths 32,
-        3 residual blocks, 5 D convs (fewer when the images are too small for 5)."""
-        d_layers = min(5, max(1, int(math.log2(image_size))))
+        """The scale of the ``synth-rafd`` StarGAN preset it is compared with (Table 3): its
+        widths (32), residual blocks (3) and D convs (5, fewer when the images are too small
+        for 5), its batch size, and as many update steps per stage as StarGAN gets in all."""
+        from stargan.presets import get_preset
+
+        star = get_preset("synth-rafd")
+        d_layers = min(star.model.d_repeat_num, max(1, int(math.log2(image_size))))
         base: dict[str, Any] = {
             "method": method,
             "image_size": image_size,
-            "conv_dim": 32,
-            "g_repeat_num": 3,
+            "conv_dim": star.model.g_conv_dim,
+            "g_repeat_num": star.model.g_repeat_num,
             "d_repeat_num": d_layers,
+            "batch_size": star.optim.batch_size,
+            "iters": star.optim.num_iters,
             "data": _rafd_data(image_size),
         }
         return cls(**(base | overrides))
