@@ -5,10 +5,11 @@ gradient penalty (forward on the interpolates, input gradient with its graph, ba
     taskset -c 1 python benchmarks/conv_small_maps.py --preset celeba-128 --threads 1
     python benchmarks/conv_small_maps.py --threads 2 --layers conv4 conv5 src cls
 
---channels-last puts weights and inputs in NHWC memory order, as run.channels_last (the paper
-presets) trains. Every layer is timed in both forms whatever its output size (the library
-only takes the GEMM path for maps of at most SmallMapConv2d.max_positions pixels); the
-outputs and gradients of the two forms are compared too.
+--channels-last puts weights and inputs in NHWC memory order, as speed.channels_last (the
+cpu-128 speed profile) trains. Every layer is timed in both forms whatever its output size
+(the library only takes the GEMM path for maps of at most SmallMapConv2d.max_positions
+pixels); the outputs and gradients of the two forms are compared too. The whole D update is
+timed with D as speed.cpu_kernels computes it and with every conv nn.Conv2d.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from stargan.models.blocks import SmallMapConv2d
+from stargan.accel.kernels import SmallMapConv2d
 from stargan.presets import get_preset
 
 
@@ -110,12 +111,16 @@ def whole_d_update(
     preset: str, n: int, reps: int, memory_format: torch.memory_format
 ) -> dict[str, float]:
     """The D update of training (real + fake in one forward, gradient penalty on the
-    interpolates, backward) with D as built, and with every conv left to nn.Conv2d."""
+    interpolates, backward) with D as speed.cpu_kernels computes it, and with every conv left
+    to nn.Conv2d."""
     from stargan import losses
+    from stargan.accel import use_cpu_kernels
     from stargan.models import build_discriminator
 
     cfg = get_preset(preset).model
-    d = build_discriminator(cfg).to(memory_format=memory_format)
+    d = build_discriminator(cfg)
+    use_cpu_kernels(d)
+    d = d.to(memory_format=memory_format)
     x = torch.rand(2 * n, 3, cfg.image_size, cfg.image_size) * 2 - 1
     x = x.contiguous(memory_format=memory_format)
     labels = (torch.rand(n, cfg.n_classes) < 0.5).float()
@@ -190,7 +195,7 @@ def main() -> None:
         whole = whole_d_update(args.preset, n, args.reps, memory_format)
         print(
             f"whole D update (forward 2N + GP on N + backward): nn.Conv2d everywhere "
-            f"{whole['conv_ms']:.1f} ms -> as built {whole['ours_ms']:.1f} ms "
+            f"{whole['conv_ms']:.1f} ms -> speed.cpu_kernels {whole['ours_ms']:.1f} ms "
             f"({whole['conv_ms'] / whole['ours_ms']:.2f}x)"
         )
     if args.json:

@@ -3,13 +3,14 @@ interpolates in a second (the trainer's step), against all three in one forward 
 gradient penalty taken from its interpolate rows (D has no batch-dependent layers, so each
 row's output is the same either way).
 
-    python benchmarks/d_forwards.py --preset celeba-128 --threads 2 --reps 8
+    python benchmarks/d_forwards.py --preset celeba-128 --speed cpu-128 --threads 2 --reps 8
     taskset -c 1 python benchmarks/d_forwards.py --preset synth-demo --threads 1 --reps 40
 
 One forward saves a call but makes the penalty's input gradient, and the double backward
 after it, run over all 3N rows (N of them needed): every conv's backward-data pass then
-computes zeros for the 2N real and fake rows. Both variants are timed alternately, in the
-preset's memory order; the script first checks that their losses and D's gradients agree.
+computes zeros for the 2N real and fake rows. Both variants are timed alternately, with D
+computed as training computes it under the preset's speed settings, or --speed's profile
+(kernels, memory order); the script first checks that their losses and D's gradients agree.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 import torch
 
 from stargan import losses
+from stargan.accel import use_cpu_kernels
+from stargan.config import SPEED_PROFILES
 from stargan.models import build_discriminator
 from stargan.presets import get_preset
 
@@ -34,12 +37,19 @@ from conv_small_maps import max_rel_diff
 GP_WEIGHT = 10.0
 
 
-def d_update_variants(preset: str) -> tuple[torch.nn.Module, dict[str, Callable[[], float]]]:
-    """The preset's D (its memory order) and the two D updates on one random batch; each call
-    runs forward, penalty and backward, leaves D's gradients in place and returns the loss."""
+def d_update_variants(
+    preset: str, speed: str | None = None
+) -> tuple[torch.nn.Module, dict[str, Callable[[], float]]]:
+    """The preset's D (its kernels and memory order from the preset's speed settings, or the
+    profile ``speed``) and the two D updates on one random batch; each call runs forward,
+    penalty and backward, leaves D's gradients in place and returns the loss."""
     cfg = get_preset(preset)
-    layout = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
-    d = build_discriminator(cfg.model).to(memory_format=layout)
+    settings = SPEED_PROFILES[speed] if speed else cfg.speed
+    layout = torch.channels_last if settings.channels_last else torch.contiguous_format
+    d = build_discriminator(cfg.model)
+    if settings.cpu_kernels:
+        use_cpu_kernels(d)
+    d = d.to(memory_format=layout)
     n, size = cfg.optim.batch_size, cfg.model.image_size
     x_real = torch.rand(n, 3, size, size) * 2 - 1
     x_fake = (torch.rand(n, 3, size, size) * 2 - 1).contiguous(memory_format=layout)
@@ -71,13 +81,14 @@ def d_update_variants(preset: str) -> tuple[torch.nn.Module, dict[str, Callable[
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--preset", default="celeba-128")
+    p.add_argument("--speed", choices=list(SPEED_PROFILES), help="instead of the preset's")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=5, help="timed D updates per variant")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    d, variants = d_update_variants(args.preset)
+    d, variants = d_update_variants(args.preset, args.speed)
 
     losses_and_grads = {}  # also the warm-up (oneDNN picks its kernels on the first calls)
     for name, update in variants.items():
@@ -114,7 +125,12 @@ def main() -> None:
         f"{agreement['grad_max_rel_diff']:.1e} apart (relative)"
     )
     if args.json:
-        meta = {"preset": args.preset, "threads": torch.get_num_threads(), "reps": args.reps}
+        meta = {
+            "preset": args.preset,
+            "speed": args.speed,
+            "threads": torch.get_num_threads(),
+            "reps": args.reps,
+        }
         with open(args.json, "w") as f:
             json.dump({**meta, "rows": rows, **agreement}, f, indent=2)
 

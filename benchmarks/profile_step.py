@@ -2,7 +2,7 @@
 torch.profiler, grouped into kinds of work, each with its FLOPs and achieved GFLOP/s, beside
 the machine's fp32 matmul peak. It explains what keeps train_speed.py's "% of peak" below 100.
 
-    taskset -c 1 python benchmarks/profile_step.py --preset celeba-128 --threads 1 --json prof.json
+    taskset -c 1 python benchmarks/profile_step.py --preset celeba-128 --speed cpu-128 --json p.json
     python benchmarks/profile_step.py --preset synth-demo --trace trace.json   # Chrome trace
 
 Times are the profiler's self CPU times of aten operators (each microsecond counted once, in
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from stargan.config import GRecompute
+from stargan.config import SPEED_PROFILES, GRecompute
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_speed import FlopCount, make_trainer, peak_gflops
@@ -125,14 +125,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu only: the profile is of CPU operators")
     p.add_argument(
+        "--speed",
+        choices=list(SPEED_PROFILES),
+        help="speed settings from this profile instead of the preset's (e.g. cpu-128)",
+    )
+    p.add_argument(
         "--g-recompute",
         choices=typing.get_args(GRecompute),
-        help="override the preset's run.g_recompute",
+        help="override speed.g_recompute",
     )
     p.add_argument(
         "--bf16",
         action="store_true",
-        help="run.precision 'bf16' (G's and D's forwards under bf16 autocast); the peak is "
+        help="speed.precision 'bf16' (G's and D's forwards under bf16 autocast); the peak is "
         "then the faster of an fp32 and a bf16 matmul",
     )
     p.add_argument("--top", type=int, default=15, help="operators listed by self time")
@@ -143,10 +148,15 @@ def main() -> None:
     args = p.parse_args()
     if args.device != "cpu":
         p.error("--device: only cpu is profiled by this script (train_speed.py times CUDA)")
-    args.channels_last = args.compile_g = args.winograd = None  # the preset's
+    args.channels_last = args.compile_g = args.winograd = None  # the preset's or --speed's
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = {"preset": args.preset, "threads": torch.get_num_threads(), **profile_steps(args)}
+    result = {
+        "preset": args.preset,
+        "speed": args.speed,
+        "threads": torch.get_num_threads(),
+        **profile_steps(args),
+    }
     result["peak_gflops_fp32"] = peak_gflops(args, torch.float32)
     if args.bf16:
         result["peak_gflops_bf16"] = peak_gflops(args, torch.bfloat16)

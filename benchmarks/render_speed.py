@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from stargan.data.synthetic import render, sample_identity, sample_state
+from stargan.data.synthfaces import render, sample_identity, sample_state
 
 
 def measure(style: str, size: int, n: int, seed: int = 0, chunk: int = 100) -> dict[str, float]:

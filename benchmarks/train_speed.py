@@ -1,10 +1,17 @@
 """Seconds per training iteration for a preset, on random data of the preset's shape: our
-Trainer's step against the official 2018 release's step structure (benchmarks/reference_step.py).
+Trainer's step against the official 2018 release's step structure (tests/reference_step.py,
+the copy kept for tests/unit/test_official_step_parity.py).
 
     taskset -c 1 python benchmarks/train_speed.py --preset celeba-128 --iters 10 --threads 1
     python benchmarks/train_speed.py --preset celeba-128 --mode both --json out.json
     python benchmarks/train_speed.py --preset synth-demo --iters 50 --mode ours
     python benchmarks/train_speed.py --device cuda --bf16 --channels-last --cudnn-benchmark
+    python benchmarks/train_speed.py --preset celeba-128 --speed cpu-128 --mode both
+
+Our step computes as the preset's speed settings say (stargan.config.SpeedConfig), or as the
+profile --speed names, with --channels-last, --g-recompute, --compile-g, --winograd, --bf16,
+--plain-convs and --plain-norms on top. The reference computes as the release: speed profile
+'plain' (torch's own kernels, NCHW, eager, nothing recomputed), with --bf16 in both modes.
 
 An iteration is one D update (and a G update every n_critic-th) per dataset of the preset, as
 in training (a joint preset's iteration takes a CelebA batch, then a RaFD batch: two steps,
@@ -35,6 +42,7 @@ ceiling).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -43,25 +51,27 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 import typing
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from stargan.config import DataConfig, GRecompute, RunConfig
+from stargan.accel.kernels import GroupNormInstanceNorm, SmallMapConv2d, WinogradConv2d, swap
+from stargan.config import SPEED_PROFILES, DataConfig, GRecompute, RunConfig, SpeedConfig
 from stargan.data import celeba
 from stargan.data.labels import LabelSpec
-from stargan.data.synthetic import DEFAULT_SELECTED_ATTRS, EXPRESSIONS
-from stargan.models.blocks import InstanceNorm2d, SmallMapConv2d, use_winograd
+from stargan.data.synthfaces import DEFAULT_SELECTED_ATTRS, EXPRESSIONS
 from stargan.presets import get_preset
 from stargan.training.trainer import Trainer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from reference_step import reference_train_step
+# The reference step is a copy kept for the tests (tests/unit/test_official_step_parity.py).
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from reference_step import as_reference, copy_state
 
 MODES = ("ours", "reference")
 LOCKSTEP_RTOL = 1e-4
@@ -129,24 +139,45 @@ class FlopCount(TorchDispatchMode):
         return out
 
 
-def g_recompute(args: argparse.Namespace) -> str:
-    """run.g_recompute for our step: the preset's unless --g-recompute."""
-    return args.g_recompute or get_preset(args.preset).run.g_recompute
+def _plain(args: argparse.Namespace) -> tuple[bool, bool]:
+    """(--plain-convs, --plain-norms); absent from the namespaces of scripts without them."""
+    return getattr(args, "plain_convs", False), getattr(args, "plain_norms", False)
 
 
-def run_flag(args: argparse.Namespace, mode: str, name: str) -> bool:
-    """A boolean RunConfig setting (channels_last, compile_g, winograd): ours the preset's
-    unless --[no-]<name>; the reference keeps the release's (off: NCHW tensors, eager G,
-    direct convolutions)."""
+def _base_speed(args: argparse.Namespace) -> SpeedConfig:
+    """Our step's speed settings before the flags: --speed's profile, else the preset's."""
+    profile = getattr(args, "speed", None)
+    return SPEED_PROFILES[profile] if profile else get_preset(args.preset).speed
+
+
+def speed_for(args: argparse.Namespace, mode: str) -> SpeedConfig:
+    """The speed settings of ``mode``'s trainer. Ours: --speed's profile, else the preset's,
+    with --[no-]channels-last, --g-recompute, --[no-]compile-g, --[no-]winograd, --bf16 and
+    --plain-* on top. The reference: the release's computation (profile 'plain': torch's own
+    kernels, NCHW tensors, eager G, nothing recomputed), in --bf16's precision too."""
+    precision = "bf16" if args.bf16 else "fp32"
     if mode == "reference":
-        return False
-    given = getattr(args, name)
-    return getattr(get_preset(args.preset).run, name) if given is None else given
+        return dataclasses.replace(SPEED_PROFILES["plain"], precision=precision)
+    base = _base_speed(args)
+    flags = {
+        name: getattr(args, name)
+        for name in ("channels_last", "compile_g", "winograd")
+        if getattr(args, name) is not None
+    }
+    return dataclasses.replace(
+        base,
+        # --plain-convs or --plain-norms: built without, the other half put back (make_trainer).
+        cpu_kernels=base.cpu_kernels and not any(_plain(args)),
+        g_recompute=args.g_recompute or base.g_recompute,
+        precision=precision,
+        **flags,
+    )
 
 
 def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
     cfg = get_preset(args.preset)
     size, batch = cfg.model.image_size, cfg.optim.batch_size
+    speed = speed_for(args, mode)
     cfg = type(cfg)(
         model=cfg.model,
         loss=cfg.loss,
@@ -155,58 +186,29 @@ def make_trainer(args: argparse.Namespace, mode: str, tmp: str) -> Trainer:
         optim=dataclasses.replace(cfg.optim, d_cls_warmup=0),
         data=cfg.data,
         run=RunConfig(
-            out_dir=str(Path(tmp) / mode),
-            sample_every=0,
-            save_every=10**9,
-            device=args.device,
-            g_recompute=g_recompute(args),
-            channels_last=run_flag(args, mode, "channels_last"),
-            compile_g=run_flag(args, mode, "compile_g"),
-            winograd=run_flag(args, mode, "winograd"),
-            precision="bf16" if args.bf16 else "fp32",
+            out_dir=str(Path(tmp) / mode), sample_every=0, save_every=10**9, device=args.device
         ),
+        speed=speed,
     )
     datasets = [RandomData(label_spec(d), 4 * batch, size) for d in cfg.data]
     trainer = Trainer(cfg, datasets=datasets)
     if mode == "reference":
-        trainer.train_step = types.MethodType(reference_train_step, trainer)
-        # The release's Adam is the per-tensor loop (ours is fused): same update, slower.
-        o = cfg.optim
-        trainer.opt_g = torch.optim.Adam(
-            trainer.G.parameters(), o.g_lr, (o.beta1, o.beta2), foreach=False
-        )
-        trainer.opt_d = torch.optim.Adam(
-            trainer.D.parameters(), o.d_lr, (o.beta1, o.beta2), foreach=False
-        )
-        # The release's D is plain nn.Conv2d: its tiny-map convs take no GEMM path; its G's
-        # norms are nn.InstanceNorm2d: no group-norm kernel.
-        for m in trainer.D.modules():
-            if isinstance(m, SmallMapConv2d):
-                m.max_positions = 0
-        for m in trainer.G.modules():
-            if isinstance(m, InstanceNorm2d):
-                m.group_kernel = False
+        return as_reference(trainer)  # the release's step and per-tensor Adam
+    plain_convs, plain_norms = _plain(args)
+    if _base_speed(args).cpu_kernels and plain_convs != plain_norms:
+        # speed.cpu_kernels is both kernels, so ours was built without: the one not asked plain
+        # goes back in (in place, before the first pass: a compiled G traces what it finds).
+        for net in (trainer.G, trainer.D):
+            if not plain_norms:
+                swap(net, lambda m: type(m) is nn.InstanceNorm2d, GroupNormInstanceNorm)
+            if not plain_convs:
+                swap(net, lambda m: type(m) is nn.Conv2d and m.stride != (1, 1), SmallMapConv2d)
     return trainer
 
 
 def sync(args: argparse.Namespace) -> None:
     if torch.device(args.device).type == "cuda":
         torch.cuda.synchronize()
-
-
-def copy_state(src: Trainer, dst: Trainer) -> None:
-    """``dst`` takes ``src``'s weights, Adam state and random generator (their data streams
-    already move in step), so that the next step of each starts from the same point."""
-    dst.G.load_state_dict(src.G.state_dict())
-    dst.D.load_state_dict(src.D.state_dict())
-    for opt_src, opt_dst in ((src.opt_g, dst.opt_g), (src.opt_d, dst.opt_d)):
-        params = zip(
-            opt_src.param_groups[0]["params"], opt_dst.param_groups[0]["params"], strict=True
-        )
-        for p_src, p_dst in params:
-            # State tensors only: the param groups say fused or per-tensor, which stays.
-            opt_dst.state[p_dst] = {k: v.clone() for k, v in opt_src.state[p_src].items()}
-    dst.rng.set_state(src.rng.get_state())
 
 
 def losses_of(metrics: dict[str, float]) -> dict[str, float]:
@@ -222,6 +224,19 @@ def timed_iteration(args: argparse.Namespace, trainer: Trainer) -> tuple[float, 
     return time.perf_counter() - t0, metrics
 
 
+@contextlib.contextmanager
+def direct_convs(net: nn.Module) -> Iterator[None]:
+    """``net``'s Winograd convs (--winograd) computed as nn.Conv2d inside."""
+    winograd = [m for m in net.modules() if type(m) is WinogradConv2d]
+    for m in winograd:
+        m.__class__ = nn.Conv2d
+    try:
+        yield
+    finally:
+        for m in winograd:
+            m.__class__ = WinogradConv2d
+
+
 def count_flops(args: argparse.Namespace, trainer: Trainer) -> dict[str, float]:
     """FLOPs of one iteration (every dataset's steps), averaged over an n_critic cycle (its
     weights move on)."""
@@ -232,17 +247,15 @@ def count_flops(args: argparse.Namespace, trainer: Trainer) -> dict[str, float]:
         # the dispatch-mode counter only sees outside compiled graphs, and Winograd's
         # (--winograd) count as the convolutions they compute (the achieved GFLOP/s is then
         # effective: fewer products were made).
-        use_winograd(trainer.G, False)
-        try:
-            with torch.compiler.set_stance("force_eager"), FlopCount() as fc:
-                for k, (stream, data) in enumerate(
-                    zip(trainer.streams, trainer.cfg.data, strict=True)
-                ):
-                    for _ in range(data.ratio):
-                        x, label = stream.next()
-                        trainer.train_step(k, x, label, update_g, flip=data.flip)
-        finally:
-            use_winograd(trainer.G, trainer.cfg.run.winograd)
+        with (
+            direct_convs(trainer.G),
+            torch.compiler.set_stance("force_eager"),
+            FlopCount() as fc,
+        ):
+            for k, (stream, data) in enumerate(zip(trainer.streams, trainer.cfg.data, strict=True)):
+                for _ in range(data.ratio):
+                    x, label = stream.next()
+                    trainer.train_step(k, x, label, update_g, flip=data.flip)
         counts[update_g] = fc
     total = (n_critic - 1) * sum(counts[False].by_op.values()) + sum(counts[True].by_op.values())
     return {
@@ -367,6 +380,8 @@ def rss_in_subprocess(args: argparse.Namespace, mode: str) -> dict:
         ]
         if args.g_recompute:
             cmd += ["--g-recompute", args.g_recompute]
+        if args.speed:
+            cmd += ["--speed", args.speed]
         for name in ("channels_last", "compile_g", "winograd"):
             flag = "--" + name.replace("_", "-")
             if getattr(args, name) is not None:
@@ -452,44 +467,50 @@ def main() -> None:
     p.add_argument(
         "--bf16",
         action="store_true",
-        help="run.precision 'bf16' in both modes: G's and D's forwards under bf16 autocast",
+        help="speed.precision 'bf16' in both modes: G's and D's forwards under bf16 autocast",
+    )
+    p.add_argument(
+        "--speed",
+        choices=list(SPEED_PROFILES),
+        help="our step's speed settings from this profile (stargan.config.SPEED_PROFILES) "
+        "instead of the preset's; the flags below override it",
     )
     p.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        help="override the preset's run.channels_last (G and D in NHWC memory order; ours "
-        "only, the reference keeps the release's NCHW)",
+        help="override speed.channels_last (G and D in NHWC memory order; ours only, the "
+        "reference keeps the release's NCHW)",
     )
     p.add_argument(
         "--compile-g",
         action=argparse.BooleanOptionalAction,
-        help="override the preset's run.compile_g (G's training passes through torch.compile; "
-        "ours only, the reference's G stays eager)",
+        help="override speed.compile_g (G's training passes through torch.compile; ours only, "
+        "the reference's G stays eager)",
     )
     p.add_argument(
         "--winograd",
         action=argparse.BooleanOptionalAction,
-        help="override the preset's run.winograd (G's residual convs by F(4x4, 3x3) on the "
-        "CPU; ours only, the reference's stay direct)",
+        help="override speed.winograd (G's residual convs by F(4x4, 3x3) on the CPU; ours "
+        "only, the reference's stay direct)",
     )
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
     p.add_argument(
         "--plain-convs",
         action="store_true",
         help="our D computes its tiny-map convs with nn.Conv2d too, as the reference's always "
-        "does (SmallMapConv2d's GEMM path off), to measure what that path gains",
+        "does (half of speed.cpu_kernels off: no SmallMapConv2d), to measure what that gains",
     )
     p.add_argument(
         "--plain-norms",
         action="store_true",
         help="our G's instance norms use instance_norm's kernel too, as the reference's always "
-        "do (InstanceNorm2d's group-norm kernel off), to measure what that kernel gains",
+        "do (half of speed.cpu_kernels off: no GroupNormInstanceNorm), to measure what it gains",
     )
     p.add_argument(
         "--g-recompute",
         choices=typing.get_args(GRecompute),
-        help="override the preset's run.g_recompute (what G's training passes keep for "
-        "backward; ours only, the reference keeps the release's step)",
+        help="override speed.g_recompute (what G's training passes keep for backward; ours "
+        "only, the reference keeps the release's step)",
     )
     p.add_argument("--no-flops", dest="flops", action="store_false", help="skip FLOP counting")
     p.add_argument("--peak-size", type=int, default=4096, help="side of the peak-FLOP/s matmul")
@@ -499,10 +520,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
-    if args.plain_convs:
-        SmallMapConv2d.max_positions = 0
-    if args.plain_norms:
-        InstanceNorm2d.group_kernel = False
+    ours = speed_for(args, "ours")
 
     modes = MODES if args.mode == "both" else (args.mode,)
     result = {
@@ -510,12 +528,13 @@ def main() -> None:
         "device": args.device,
         "threads": torch.get_num_threads(),
         "bf16": args.bf16,
-        "channels_last": run_flag(args, "ours", "channels_last"),
-        "compile_g": run_flag(args, "ours", "compile_g"),
-        "winograd": run_flag(args, "ours", "winograd"),
+        "speed": args.speed,
+        "channels_last": ours.channels_last,
+        "compile_g": ours.compile_g,
+        "winograd": ours.winograd,
         "plain_convs": args.plain_convs,
         "plain_norms": args.plain_norms,
-        "g_recompute": g_recompute(args),
+        "g_recompute": ours.g_recompute,
         "batch_size": get_preset(args.preset).optim.batch_size,
         "image_size": get_preset(args.preset).model.image_size,
         **run(args, modes),
@@ -545,9 +564,10 @@ def main() -> None:
         f"{result['iterations']} timed iterations after {result['warmup']} warm-up, "
         f"device {args.device}, {result['threads']} thread(s)"
         + (", bf16 autocast" if args.bf16 else "")
-        + (", ours channels_last" if run_flag(args, "ours", "channels_last") else "")
-        + (", ours compiled G" if run_flag(args, "ours", "compile_g") else "")
-        + (", ours Winograd residual convs" if run_flag(args, "ours", "winograd") else "")
+        + (f", ours speed {args.speed!r}" if args.speed else "")
+        + (", ours channels_last" if ours.channels_last else "")
+        + (", ours compiled G" if ours.compile_g else "")
+        + (", ours Winograd residual convs" if ours.winograd else "")
         + (", plain convs (no GEMM path)" if args.plain_convs else "")
         + (", plain norms (instance_norm's kernel)" if args.plain_norms else "")
     )

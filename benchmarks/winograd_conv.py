@@ -1,11 +1,12 @@
 """oneDNN's direct 3x3 convolution against Winograd's minimal filtering F(4x4, 3x3) on G's
 residual-block convs (C -> C, stride 1, padding 1: 73 % of G's arithmetic at 128 px), in
-the preset's memory order and batch: forward without autograd (D-only iterations), forward +
-backward to input and weight (G's update), and each one's error against float64.
+the preset's batch and the memory order of its speed settings (or of --speed's profile):
+forward without autograd (D-only iterations), forward + backward to input and weight (G's
+update), and each one's error against float64.
 
-    python benchmarks/winograd_conv.py --preset celeba-128 --threads 2 --reps 9
+    python benchmarks/winograd_conv.py --preset celeba-128 --speed cpu-128 --threads 2 --reps 9
 
-The Winograd convolution is run.winograd's (stargan.models.winograd).
+The Winograd convolution is speed.winograd's (stargan.accel.winograd).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stargan.models.winograd import winograd_conv3x3
+from stargan.accel.winograd import winograd_conv3x3
+from stargan.config import SPEED_PROFILES
 from stargan.presets import get_preset
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -56,6 +58,7 @@ def errors(conv: Conv, x: torch.Tensor, w: torch.Tensor, dy: torch.Tensor) -> di
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--preset", default="celeba-128")
+    p.add_argument("--speed", choices=list(SPEED_PROFILES), help="instead of the preset's")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=5, help="timed calls per variant (median kept)")
     p.add_argument("--json", help="also write the results here")
@@ -63,7 +66,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = get_preset(args.preset)
-    layout = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
+    nhwc = (SPEED_PROFILES[args.speed] if args.speed else cfg.speed).channels_last
+    layout = torch.channels_last if nhwc else torch.contiguous_format
     c, side = cfg.model.g_conv_dim * 4, cfg.model.image_size // 4  # the residual blocks
     n = cfg.optim.batch_size
     x = torch.randn(n, c, side, side).contiguous(memory_format=layout)
@@ -102,7 +106,7 @@ def main() -> None:
     macs = n * side * side * c * c * 9
     print(
         f"{args.preset}: G's residual conv {c}->{c} 3x3 on {side}x{side}, batch {n}, "
-        f"{'NHWC' if cfg.run.channels_last else 'NCHW'}, {torch.get_num_threads()} thread(s), "
+        f"{'NHWC' if nhwc else 'NCHW'}, {torch.get_num_threads()} thread(s), "
         f"{macs / 1e9:.2f} GMAC direct"
     )
     for r in rows:
@@ -115,6 +119,7 @@ def main() -> None:
     if args.json:
         meta = {
             "preset": args.preset,
+            "speed": args.speed,
             "threads": torch.get_num_threads(),
             "reps": args.reps,
         }

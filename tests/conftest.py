@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from stargan.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from stargan.config import (
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    SpeedConfig,
+    TrainConfig,
+)
 from stargan.data.labels import LabelSpec
 
 
@@ -34,6 +43,8 @@ RAFD_SPEC = LabelSpec(("angry", "happy", "neutral"), "categorical")
 
 
 def tiny_config(out_dir, size: int = 16, iters: int = 6, n_data: int = 1, **run) -> TrainConfig:
+    """A 16 px run of a few iterations; keyword arguments are RunConfig or SpeedConfig fields."""
+    speed = {k: run.pop(k) for k in [f.name for f in dataclasses.fields(SpeedConfig)] if k in run}
     return TrainConfig(
         model=ModelConfig(
             image_size=size, g_conv_dim=8, d_conv_dim=8, g_repeat_num=1, d_repeat_num=3
@@ -41,6 +52,7 @@ def tiny_config(out_dir, size: int = 16, iters: int = 6, n_data: int = 1, **run)
         optim=OptimConfig(batch_size=4, num_iters=iters, num_iters_decay=iters // 2, n_critic=2),
         data=tuple(DataConfig(image_size=size) for _ in range(n_data)),
         run=RunConfig(out_dir=str(out_dir), log_every=1, sample_every=0, save_every=3, **run),
+        speed=SpeedConfig(**speed),
     )
 
 

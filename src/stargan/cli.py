@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from stargan.config import (
+    SPEED_PROFILES,
     ConfigError,
     DataConfig,
     LossConfig,
     ModelConfig,
     OptimConfig,
     RunConfig,
+    SpeedConfig,
     TrainConfig,
     field_docs,
 )
 from stargan.files import UnsafeFileError, describe_error, parse_json, read_text
 
+Subparsers = Any  # argparse._SubParsersAction, which argparse does not export
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; nothing larger is read
 EXIT_USER_ERROR = 2  # a bad flag, file or value (also a NaN/Inf stop): fix it, then rerun
 EXIT_STOPPED = 75  # EX_TEMPFAIL: interrupted, a checkpoint was written, rerun to resume.
@@ -36,6 +39,7 @@ _SECTIONS: dict[str, type] = {
     "optim": OptimConfig,
     "run": RunConfig,
     "data": DataConfig,
+    "speed": SpeedConfig,
 }
 # Flag names that differ from the field name (the field name alone would be ambiguous).
 _RENAMED = {
@@ -48,25 +52,45 @@ _RENAMED = {
 }
 
 
+_SECTION_HELP = {
+    "speed": "how G and D are computed, never what they are (stargan.accel; measured in "
+    "docs/performance.md); --speed NAME sets several",
+}
+
+
+class _WideHelp(argparse.HelpFormatter):
+    """Help laid out 100 columns wide, flags in a 32-column margin: one line per flag."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=100, max_help_position=32)
+
+
+def _first_sentence(text: str) -> str:
+    """A field's docstring cut to its first sentence: --help says what a flag does; the
+    config's docstrings and the docs say the rest."""
+    head = text.split(". ", 1)[0].rstrip(".")
+    if len(head) <= 95:
+        return head
+    cuts = [i for i in (head.find(sep, 20) for sep in (": ", "; ", " (", ", so")) if i > 0]
+    return head[: min(cuts)] if cuts else head
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for section, cls in _SECTIONS.items():
-        group = p.add_argument_group(f"{section} options")
+        group = p.add_argument_group(f"{section} options", _SECTION_HELP.get(section))
         docs, hints = field_docs(cls), typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             flag = _RENAMED.get((section, f.name), f.name)
             if flag is None:
                 continue  # derived from other settings
             # argparse formats help with %: a docstring's "10 % of" must reach it as "%%".
-            help_text = docs.get(f.name, "").replace("%", "%%")
+            help_text = _first_sentence(docs.get(f.name, "")).replace("%", "%%")
             tp, kwargs = hints[f.name], {"help": help_text, "default": None}
             dest = f"cfg:{section}:{f.name}"
+            name = f"--{flag.replace('_', '-')}"
             if tp is bool:
-                group.add_argument(
-                    f"--{flag.replace('_', '-')}",
-                    dest=dest,
-                    action=argparse.BooleanOptionalAction,
-                    **kwargs,
-                )
+                action = argparse.BooleanOptionalAction
+                group.add_argument(name, dest=dest, action=action, **kwargs)
                 continue
             if typing.get_origin(tp) is tuple:
                 kwargs["nargs"] = "+"
@@ -75,9 +99,11 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             else:
                 inner = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
                 kwargs["type"] = inner[0]
-            group.add_argument(
-                f"--{flag.replace('_', '-')}", dest=dest, metavar=flag.upper(), **kwargs
-            )
+            metavar = None if "choices" in kwargs else _METAVARS.get(kwargs.get("type"), "X")
+            group.add_argument(name, dest=dest, metavar=metavar, **kwargs)
+
+
+_METAVARS = {int: "N", float: "X", str: "TEXT"}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -89,6 +115,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     except KeyError as e:
         raise ConfigError(str(e.args[0])) from None
     d = cfg.to_dict()
+    if args.speed:
+        d["speed"] = dataclasses.asdict(SPEED_PROFILES[args.speed])
     if args.config:
         try:
             text = read_text(args.config, MAX_CONFIG_BYTES, "config file")  # a BOM is harmless
@@ -194,10 +222,21 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, is_main: bool) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from stargan import inference
+    import math
 
-    if args.size is not None and args.size < 1:
-        raise ConfigError(f"--size must be a positive number of pixels, got {args.size}")
+    from stargan import inference
+    from stargan.config import MAX_IMAGE_SIZE
+
+    # Checked before the model loads; beyond these bounds a value would only allocate.
+    if args.size is not None and not 1 <= args.size <= MAX_IMAGE_SIZE:
+        raise ConfigError(
+            f"--size must be a positive number of pixels, at most {MAX_IMAGE_SIZE} (the largest "
+            f"model side), got {args.size}"
+        )
+    if args.strip and args.steps > 64:
+        raise ConfigError(f"--steps must be at most 64 images in a strip, got {args.steps}")
+    if not all(math.isfinite(v) for v in args.range):
+        raise ConfigError(f"--range must be two finite intensities, got {list(args.range)}")
     model = inference.load(args.model, args.device, args.backend, args.channels_last)
     targets = [inference.parse_target([t], model.layout, "--target") for t in args.target or []]
     if args.set:
@@ -242,22 +281,44 @@ def _add_channels_last(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import math
+
     from stargan import inference
     from stargan.extras import require
     from stargan.web import Limits, create_app
 
-    uvicorn = require("uvicorn", extra="web", purpose="the web demo (stargan serve)")
+    require("uvicorn", extra="web", purpose="the web demo (stargan serve)")
+    from stargan.web.server import listen, serve
+
+    # Checked before the model loads, so that a typo is reported at once.
+    checks = {
+        "--port": (args.port, 1 <= args.port <= 65535, "a port number, 1-65535"),
+        "--max-upload-mb": (
+            args.max_upload_mb,
+            1 <= args.max_upload_mb * 2**20 < math.inf,
+            "a positive, finite number of MiB",
+        ),
+        "--max-pixels": (args.max_pixels, args.max_pixels >= 1, "1 or more"),
+        "--workers": (args.workers, args.workers >= 1, "1 or more"),
+        "--queue": (args.queue, args.queue >= 0, "0 or more"),
+        "--timeout": (
+            args.timeout,
+            0 < args.timeout < math.inf,
+            "a positive, finite number of seconds",
+        ),
+    }
+    for flag, (value, ok, expected) in checks.items():
+        if not ok:
+            raise ConfigError(f"stargan serve {flag} must be {expected}, got {value}")
+    limits = Limits(
+        max_body_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        workers=args.workers,
+        queue=args.queue,
+        timeout_s=args.timeout,
+    )
     model = inference.load(args.model, args.device, channels_last=args.channels_last)
-    try:
-        limits = Limits(
-            max_body_bytes=int(args.max_upload_mb * 2**20),
-            max_pixels=args.max_pixels,
-            workers=args.workers,
-            queue=args.queue,
-            timeout_s=args.timeout,
-        )
-    except ValueError as e:
-        raise ConfigError(f"stargan serve: {e}") from None
+    sock = listen(args.host, args.port)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"warning: serving on {args.host}, reachable beyond this machine; the demo has no "
@@ -265,7 +326,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"serving {model.path} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    uvicorn.run(create_app(model, limits=limits), host=args.host, port=args.port)
+    serve(create_app(model, limits=limits), sock)
     return 0
 
 
@@ -365,7 +426,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from stargan.data.synthetic import export_celeba, export_rafd
+    from stargan.data.synthfaces import export_celeba, export_rafd
 
     if args.style == "celeba":
         out = export_celeba(
@@ -377,19 +438,12 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from stargan import inference
-    from stargan.export import EXPORT_DTYPES, EXPORT_FORMATS, ONNX_OPSET
-
-    p = argparse.ArgumentParser(
-        prog="stargan",
-        description="StarGAN: multi-domain image-to-image translation (Choi et al., CVPR 2018).",
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_train(sub: Subparsers) -> None:
     t = sub.add_parser(
         "train",
         help="train a model",
+        usage="stargan train [--preset NAME] [--out DIR] [options]",
+        formatter_class=_WideHelp,
         description="Train StarGAN. Settings "
         "come from a preset, then --config, then flags, then --set.",
     )
@@ -399,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="starting configuration (`stargan presets` lists them; default: synth-demo)",
     )
     t.add_argument("--config", help="JSON config file (as saved in a run's config.json)")
+    t.add_argument(
+        "--speed",
+        choices=sorted(SPEED_PROFILES),
+        help="a named set of the speed options below (cpu-128: the CPU recipe at 128 px)",
+    )
     t.add_argument("--image-size", type=int, help="image side for the model and every dataset")
     t.add_argument(
         "--set",
@@ -416,6 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(t)
     t.set_defaults(func=cmd_train)
+
+
+def _add_translate(sub: Subparsers) -> None:
+    from stargan import inference
 
     tr = sub.add_parser(
         "translate",
@@ -485,6 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_channels_last(tr)
     tr.set_defaults(func=cmd_translate)
 
+
+def _add_export(sub: Subparsers) -> None:
+    from stargan.export import EXPORT_DTYPES, EXPORT_FORMATS, ONNX_OPSET
+
     ex = sub.add_parser(
         "export",
         help="export the generator for another runtime (ONNX), or a compact model file",
@@ -508,16 +575,20 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-discriminator", action="store_true", help="safetensors: drop D")
     ex.set_defaults(func=cmd_export)
 
+
+def _add_serve(sub: Subparsers) -> None:
     sv = sub.add_parser(
         "serve",
         help="start the web demo",
         description="Serve the web demo (pip install 'stargan[web]'). Binds to loopback by "
-        "default; the demo has no authentication.",
+        "default; the demo has no authentication. A request head must arrive within 10 s and a "
+        "body within 60 s, and open connections are capped below the open-file limit (ulimit "
+        "-n); see docs/reliability.md.",
     )
     sv.add_argument("--model", help="model file (default: the packaged SynthFaces model)")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--max-upload-mb", type=float, default=8.0, help="largest request body")
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    sv.add_argument("--max-upload-mb", type=float, default=8.0, help="largest request body, MiB")
     sv.add_argument("--max-pixels", type=int, default=16_000_000, help="largest upload W x H")
     sv.add_argument("--workers", type=int, default=1, help="translations computed at once")
     sv.add_argument("--queue", type=int, default=4, help="requests waiting before 503s")
@@ -526,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_channels_last(sv)
     sv.set_defaults(func=cmd_serve)
 
+
+def _add_import_official(sub: Subparsers) -> None:
     io_ = sub.add_parser(
         "import-official",
         help="convert a 2018 official release checkpoint (G.ckpt) into a model file",
@@ -543,6 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io_.set_defaults(func=cmd_import_official)
 
+
+def _add_sample(sub: Subparsers) -> None:
     s = sub.add_parser("sample", help="write a sample grid for a model on its dataset")
     s.add_argument("--model", required=True)
     s.add_argument("--out", required=True, help="PNG file to write")
@@ -552,9 +627,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_sample)
 
+
+def _add_presets(sub: Subparsers) -> None:
     pr = sub.add_parser("presets", help="list the named configurations")
     pr.set_defaults(func=cmd_presets)
 
+
+def _add_data(sub: Subparsers) -> None:
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_command", required=True)
     df = dsub.add_parser("formats", help="list the registered dataset formats")
@@ -586,12 +665,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ds.set_defaults(func=cmd_data_synth)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `stargan` command: one sub-parser per command, each added by its own function."""
+    from stargan.baselines.cli import add_baselines_parser
     from stargan.evaluation.cli import add_evaluate_parser
 
-    add_evaluate_parser(sub)
-    from stargan.baselines.cli import add_baselines_parser
-
-    add_baselines_parser(sub)
+    p = argparse.ArgumentParser(
+        prog="stargan",
+        description="StarGAN: multi-domain image-to-image translation (Choi et al., CVPR 2018).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_train,
+        _add_translate,
+        _add_export,
+        _add_serve,
+        _add_import_official,
+        _add_sample,
+        _add_presets,
+        _add_data,
+        add_evaluate_parser,
+        add_baselines_parser,
+    ):
+        add(sub)
     return p
 
 
@@ -627,7 +724,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stargan.extras import MissingExtraError
     from stargan.facecrop import FaceCropError
     from stargan.training.checkpoint import CheckpointError
-    from stargan.training.trainer import NonFiniteError, RunFolderError
+    from stargan.training.runfolder import RunFolderError
+    from stargan.training.trainer import NonFiniteError
 
     args = build_parser().parse_args(argv)
     try:

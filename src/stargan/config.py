@@ -28,6 +28,15 @@ from typing import Any, Literal
 MAX_THREADS = 512
 """Most CPU threads a run may ask for: far above any machine we know of, and far below the
 count at which OpenMP aborts the process instead of raising."""
+MAX_IMAGE_SIZE = 2048
+"""Largest image side: of a model (model.image_size) and of what ``translate --size`` writes."""
+MAX_PARAMETERS = 2**28
+"""Most learned parameters G or D may have (268,435,456: 1 GiB in float32). The paper's 128 px
+G has 8.4M and D 44.8M (REFERENCE.md); a 256 px D with a seventh strided conv has 179M."""
+MAX_ACTIVATIONS = 2**30
+"""Most elements in the outputs of G's or D's layers for one image (1,073,741,824: 4 GiB in
+float32; about what a training step keeps for backward per image). The paper's G has 18.2M at
+128 px, 72.7M at 256 px and 291M at 512 px; at 1024 px (1.16G) it needs a smaller g_conv_dim."""
 
 
 class ConfigError(ValueError):
@@ -50,9 +59,20 @@ GRecompute = Literal["none", "norms", "all"]
 Precision = Literal["fp32", "bf16"]
 
 
+_MODEL_INTS = ("image_size", "c_dim", "n_classes", "g_conv_dim", "d_conv_dim", "g_repeat_num",
+               "d_repeat_num")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Generator and discriminator shapes (REFERENCE.md, 'Generator' and 'Discriminator')."""
+    """Generator and discriminator shapes (REFERENCE.md, 'Generator' and 'Discriminator').
+
+    Every config is checked before a network is built from it, so a model file from a stranger
+    cannot make the loader allocate more than the stated limits: G and D may each have at most
+    ``MAX_PARAMETERS`` (2**28) parameters and ``MAX_ACTIVATIONS`` (2**30) layer-output elements
+    per image, computed exactly by :meth:`network_sizes`; ``image_size`` is at most
+    ``MAX_IMAGE_SIZE`` (2048) and divisible by 4 and by 2**d_repeat_num.
+    """
 
     image_size: int = 128
     """Side of the square images G and D work on; a multiple of 4 and of 2**d_repeat_num."""
@@ -75,13 +95,19 @@ class ModelConfig:
     through a learned per-pixel attention mask that starts nearly closed."""
 
     def __post_init__(self) -> None:
+        for name in _MODEL_INTS:
+            value = getattr(self, name)
+            _check(
+                isinstance(value, int) and not isinstance(value, bool),
+                f"model.{name} must be an integer, got {value!r}",
+            )
         for name in ("image_size", "c_dim", "n_classes", "g_conv_dim", "d_conv_dim"):
             _check(
                 getattr(self, name) >= 1, f"model.{name} must be >= 1, got {getattr(self, name)}"
             )
         # Bounds far above any real use, so a hostile or mistyped config fails here and not
-        # with an out-of-memory crash deep in torch.
-        for name, limit in (("image_size", 2048), ("c_dim", 4096), ("n_classes", 4096),
+        # with an out-of-memory crash deep in torch (the sizes are checked at the end).
+        for name, limit in (("image_size", MAX_IMAGE_SIZE), ("c_dim", 4096), ("n_classes", 4096),
                             ("g_conv_dim", 4096), ("d_conv_dim", 4096), ("g_repeat_num", 64),
                             ("d_repeat_num", 11)):  # fmt: skip
             value = getattr(self, name)
@@ -107,6 +133,55 @@ class ModelConfig:
             self.c_dim >= self.n_classes,
             f"model.c_dim ({self.c_dim}) must be >= n_classes ({self.n_classes})",
         )
+        hints = {"G": "lower g_conv_dim or g_repeat_num", "D": "adjust d_conv_dim or d_repeat_num"}
+        for net, (params, activations) in self.network_sizes().items():
+            _check(
+                params <= MAX_PARAMETERS,
+                f"model: this config gives {net} {params:,} parameters, over the limit of "
+                f"{MAX_PARAMETERS:,} (1 GiB in float32; the paper's G has 8.4M, its D 44.8M): "
+                f"{hints[net]}",
+            )
+            _check(
+                activations <= MAX_ACTIVATIONS,
+                f"model: this config gives {net} {activations:,} layer-output elements per "
+                f"image, over the limit of {MAX_ACTIVATIONS:,} (4 GiB in float32; the paper's G "
+                f"has 18.2M at 128 px): lower image_size or {net.lower()}_conv_dim",
+            )
+
+    def network_sizes(self) -> dict[str, tuple[int, int]]:
+        """``{"G": (parameters, activations), "D": (...)}``: learned parameters (buffers
+        excluded) and the elements of every layer's output for one image, in closed form from
+        the layer tables, so that a config is judged before its networks exist
+        (tests/unit/test_model_files.py checks both against built networks).
+
+        Example:
+            >>> ModelConfig().network_sizes()
+            {'G': (8430528, 18186240), 'D': (44762048, 1032201)}
+        """
+        s, g, r = self.image_size, self.g_conv_dim, self.g_repeat_num
+        # G: 7x7 conv + IN (2 parameters a channel); 4x4 convs g -> 2g -> 4g down and back up;
+        # r residual blocks of two 3x3 convs + INs at 4g; the output conv.
+        if self.g_output == "mask":  # 4 output channels with bias, no tanh layer
+            out_params, out_maps = 196 * g + 4, 4
+        else:  # 3 channels without bias; 'image' adds a tanh layer
+            out_params, out_maps = 147 * g, 6 if self.g_output == "image" else 3
+        g_params = 49 * (3 + self.c_dim) * g + 2 * g + 320 * g * g + 18 * g
+        g_params += r * (288 * g * g + 16 * g) + out_params
+        # Conv, IN and ReLU outputs at each scale (five layers a residual block), then the
+        # output layers.
+        full, half, quarter = g * s * s, 2 * g * (s // 2) ** 2, 4 * g * (s // 4) ** 2
+        g_acts = 6 * full + 6 * half + (3 + 5 * r) * quarter + out_maps * s * s
+        # D: strided 4x4 convs with bias, each followed by LeakyReLU; 3x3 src and k x k cls heads.
+        d_params = d_acts = 0
+        width, side = 3, s
+        for i in range(self.d_repeat_num):
+            out, side = self.d_conv_dim * 2**i, side // 2
+            d_params += 16 * width * out + out
+            d_acts += 2 * out * side * side
+            width = out
+        d_params += 9 * width + self.n_classes * width * side * side
+        d_acts += side * side + self.n_classes
+        return {"G": (g_params, g_acts), "D": (d_params, d_acts)}
 
 
 @dataclass(frozen=True)
@@ -261,6 +336,64 @@ SHIPPED_JUDGE = "shipped"
 
 
 @dataclass(frozen=True)
+class SpeedConfig:
+    """How G and D are computed (stargan.accel): none of it changes what the networks are, and
+    the paper presets leave it at its defaults. docs/performance.md measures each field."""
+
+    cpu_kernels: bool = True
+    """On the CPU, instance norms by the group-norm kernel and D's tiny-map convs as one matrix
+    product each: the same maths, rounded differently by about 1e-6 (off: torch's own
+    kernels, as the official code computes; the benchmarks' reference)."""
+    channels_last: bool = False
+    """Keep G's and D's weights, and so their activations, in channels_last (NHWC) memory
+    order: the same arithmetic by oneDNN's NHWC kernels; 8-10 percent faster at 128 px on the
+    CPUs measured, 4 percent slower at 32 px."""
+    g_recompute: GRecompute = "none"
+    """What G's training passes keep for backward, against recomputing it there (the same
+    gradients, bit for bit): 'none' keeps every activation; 'norms' keeps the convolutions'
+    outputs only and redoes instance norms and ReLUs span by span (about half of G's
+    activations); 'all' keeps G's inputs only and redoes each pass's whole forward."""
+    precision: Precision = "fp32"
+    """Arithmetic of the training passes: 'fp32' (the paper's) or 'bf16': G's and D's passes
+    under bfloat16 autocast, while weights, gradients, Adam state and losses stay fp32. Faster
+    where the hardware multiplies bf16 (CPUs with AMX, GPUs from Ampere on), slower elsewhere;
+    seeded runs differ from fp32 ones."""
+    compile_g: bool = False
+    """Run G's training passes through torch.compile (needs a C++ compiler on the CPU): the same
+    maths with fused kernels; the first iterations pay the compile."""
+    winograd: bool = False
+    """Compute G's residual-block 3x3 convolutions by Winograd's F(4x4, 3x3) on the CPU in fp32:
+    a quarter of the products, rounded differently (about 1e-5 of the output's scale)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.g_recompute in typing.get_args(GRecompute),
+            f"speed.g_recompute must be one of {typing.get_args(GRecompute)}, "
+            f"got {self.g_recompute!r}",
+        )
+        _check(
+            self.precision in typing.get_args(Precision),
+            f"speed.precision must be one of {typing.get_args(Precision)}, got {self.precision!r}",
+        )
+        _check(
+            not (self.winograd and self.precision == "bf16"),
+            "speed.winograd computes fp32 convolutions and speed.precision 'bf16' runs G's "
+            "convs in bf16, so it would do nothing: pass --no-winograd or --precision fp32",
+        )
+
+
+SPEED_PROFILES: dict[str, SpeedConfig] = {
+    "plain": SpeedConfig(cpu_kernels=False),
+    "default": SpeedConfig(),
+    "cpu-128": SpeedConfig(channels_last=True, g_recompute="norms"),
+}
+"""Named speed settings (``stargan train --speed NAME``). 'plain': torch's own kernels, as the
+official code computes (the benchmarks' reference); 'default': the exact CPU kernels only;
+'cpu-128': also NHWC order and G's recomputation, the CPU recipe for 128 px and larger (8-10
+percent faster and about 0.4 GB lighter at 128 px, docs/performance.md)."""
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Where outputs go and how often things happen."""
 
@@ -282,44 +415,6 @@ class RunConfig:
     """Also write TensorBoard event files (needs the `tensorboard` extra)."""
     num_threads: int = 0
     """CPU threads for torch (0 = torch's default); at most MAX_THREADS."""
-    g_recompute: GRecompute = "none"
-    """What G's training passes keep for backward, against recomputing it there (the same
-    gradients, bit for bit): 'none' keeps every activation; 'norms' keeps the convolutions'
-    outputs only (the first conv's excepted) and redoes instance norms and ReLUs span by span
-    (about half of G's activations); 'all' keeps G's inputs only and redoes each pass's whole
-    forward. docs/performance.md measures each."""
-    precision: Precision = "fp32"
-    """Arithmetic of the training passes: 'fp32' (the paper's) or 'bf16': G's and D's
-    forwards, and so their backwards, under bfloat16 autocast, while weights, gradients, Adam
-    state and losses stay fp32. Several times faster where the hardware multiplies bf16
-    (CPUs with AMX, GPUs from Ampere on), slower where it does not; not the same arithmetic,
-    so seeded runs differ from fp32 ones: docs/performance.md measures its speed and its
-    effect on SynthFaces quality."""
-    channels_last: bool = False
-    """Keep G's and D's weights, and so their activations, in channels_last (NHWC) memory
-    order: the same arithmetic, rounded by other kernels. The paper presets' setting: oneDNN's
-    convolutions took 8-10 percent off a 128 px iteration on the Intel CPU of
-    docs/performance.md, while at 32 px it cost 4 percent; benchmarks/train_speed.py
-    --[no-]channels-last measures it on other machines."""
-    compile_g: bool = False
-    """Run G's training passes through torch.compile (TorchInductor): its instance norms,
-    ReLUs and residual sums become generated fused kernels, its convolutions stay oneDNN's
-    (cuDNN's on a GPU). The same maths, rounded by other kernels. The first iterations pay
-    the compile (about a minute cold for the 128 px G on two CPU cores, less from inductor's
-    on-disk cache), and on the CPU it needs a C++ compiler (g++, or $CXX). D stays eager: the
-    gradient penalty's double backward cannot run through a compiled graph. Off in every
-    preset: on the CPU of docs/performance.md G alone ran faster compiled but whole 128 px
-    iterations 2-12 percent slower; benchmarks/train_speed.py --compile-g measures it on
-    other machines."""
-    winograd: bool = False
-    """Compute G's residual-block convolutions (3x3, 73 percent of G's arithmetic at 128 px)
-    by Winograd's F(4x4, 3x3) on the CPU in fp32: 36 products per 4x4 output tile and channel
-    pair instead of 144, plus transforms. The same convolution, rounded differently (2.5-8x
-    the direct kernel's error against float64, about 1e-5 of its scale); G's other convs, D,
-    inference and export stay direct. On the CPU of docs/performance.md a 128 px iteration
-    took 18 percent less time, and peaked 100-270 MiB higher in resident memory (the same live
-    tensors, placed differently by glibc's malloc); CPU and fp32 only (on a GPU cuDNN picks its
-    own algorithms)."""
     eval_every: int = 0
     """Iterations between quick evaluations logged as eval/* (0 = never; needs eval_judge)."""
     eval_judge: str | None = None
@@ -357,20 +452,6 @@ class RunConfig:
             f"run.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}",
         )
         _check(
-            self.g_recompute in typing.get_args(GRecompute),
-            f"run.g_recompute must be one of {typing.get_args(GRecompute)}, "
-            f"got {self.g_recompute!r}",
-        )
-        _check(
-            self.precision in typing.get_args(Precision),
-            f"run.precision must be one of {typing.get_args(Precision)}, got {self.precision!r}",
-        )
-        _check(
-            not (self.winograd and self.precision == "bf16"),
-            "run.winograd computes fp32 convolutions and run.precision 'bf16' runs G's convs "
-            "in bf16, so it would do nothing: pass --no-winograd or --precision fp32",
-        )
-        _check(
             self.dist_backend in typing.get_args(DistBackend),
             f"run.dist_backend must be 'auto', 'gloo' or 'nccl', got {self.dist_backend!r}",
         )
@@ -386,6 +467,7 @@ class TrainConfig:
     data: tuple[DataConfig, ...] = (DataConfig(),)
     """One dataset, or several for joint training with the mask vector."""
     run: RunConfig = field(default_factory=RunConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def __post_init__(self) -> None:
         _check(len(self.data) >= 1, "a run needs at least one dataset")
@@ -412,21 +494,36 @@ class TrainConfig:
         return _from_jsonable(cls, _upgrade(d), "config")
 
 
+_SPEED_FIELDS = ("g_recompute", "precision", "channels_last", "compile_g", "winograd")
+
+
 def _upgrade(d: Any) -> Any:
     """Configs written by earlier versions (run folders, model files): run.checkpoint_g
-    (true: G's translation recomputed in backward) became run.g_recompute."""
+    (true: G's translation recomputed in backward) became run.g_recompute, and the speed
+    settings moved from run to their own section, speed."""
     run = d.get("run") if isinstance(d, dict) else None
-    if not isinstance(run, dict) or "checkpoint_g" not in run:
+    if not isinstance(run, dict):
         return d
     run = dict(run)
-    flag = run.pop("checkpoint_g")
-    _check(isinstance(flag, bool), f"config.run.checkpoint_g: expected true or false, got {flag!r}")
-    _check(
-        "g_recompute" not in run,
-        "config.run: checkpoint_g (earlier versions) and g_recompute both given; keep g_recompute",
-    )
-    run["g_recompute"] = "all" if flag else "none"
-    return {**d, "run": run}
+    if "checkpoint_g" in run:
+        flag = run.pop("checkpoint_g")
+        _check(
+            isinstance(flag, bool), f"config.run.checkpoint_g: expected true or false, got {flag!r}"
+        )
+        _check(
+            "g_recompute" not in run,
+            "config.run: checkpoint_g (earlier versions) and g_recompute both given; keep "
+            "g_recompute",
+        )
+        run["g_recompute"] = "all" if flag else "none"
+    moved = {k: run.pop(k) for k in _SPEED_FIELDS if k in run}
+    if not moved:
+        return {**d, "run": run}
+    speed = d.get("speed", {})
+    _check(isinstance(speed, dict), f"config.speed: expected an object, got {speed!r}")
+    both = sorted(set(moved) & set(speed))
+    _check(not both, f"config: {both} given in both run (earlier versions) and speed")
+    return {**d, "run": run, "speed": {**speed, **moved}}
 
 
 def _to_jsonable(obj: Any) -> Any:

@@ -262,13 +262,17 @@ def load(
         return load_onnx(path, device)
     tensors, meta = ckpt.load_tensors(path, ckpt.MODEL_FORMAT)
     config, layout, step = parse_model_metadata(path, meta)
-    generator = build_generator(config)
+    # Built on the meta device: the file's tensors are checked against the nets' shapes before
+    # any memory is taken, then the nets are materialised from them.
+    with torch.device("meta"):
+        generator = build_generator(config)
     ckpt.load_module_weights(generator, tensors, "G.", path)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     generator.to(device, memory_format=memory_format)
     discriminator = None
     if meta.get("discriminator") == "true":
-        discriminator = build_discriminator(config)
+        with torch.device("meta"):
+            discriminator = build_discriminator(config)
         ckpt.load_module_weights(discriminator, tensors, "D.", path)
         discriminator.to(device, memory_format=memory_format).eval()
     return StarGAN(generator, config, layout, path, step, discriminator)

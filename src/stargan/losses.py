@@ -1,15 +1,23 @@
-"""StarGAN losses as pure functions of network outputs.
+"""StarGAN's objectives (paper section 3.1, eqs. 1-7) as pure functions.
 
-Each returns a scalar tensor; the trainer composes them with the configured weights and logs
-every term by name. Shapes: patch logits [N, 1, h, w]; class logits and labels [N, n].
+:func:`discriminator_loss` and :func:`generator_loss` compose the terms below with the configured
+weights and return ``(loss, terms)``: the scalar to back-propagate and every term by name (the
+trainer logs them). Shapes: images [N, 3, S, S]; patch logits [N, 1, h, w]; class logits and
+labels [N, n]; label vectors for G [N, c_dim].
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
+from stargan.config import LossConfig
 from stargan.data.labels import LabelKind
+
+Net = Callable[..., Any]
 
 
 def d_adversarial_loss(
@@ -84,3 +92,69 @@ def classification_loss(
 def reconstruction_loss(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
     """L1 cycle loss ||x - G(G(x, c), c')||_1, averaged over every element."""
     return (x - x_rec).abs().mean()
+
+
+def discriminator_loss(
+    D: Net,
+    x_real: torch.Tensor,
+    x_fake: torch.Tensor,
+    label_org: torch.Tensor,
+    alpha: torch.Tensor,
+    *,
+    kind: LabelKind,
+    part: slice,
+    cfg: LossConfig,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L_D = L_adv + lambda_cls L_cls^r (eq. 6), with WGAN-GP's gradient penalty (eq. 8).
+
+    D sees the real and the translated images in one batch (it has no layer that mixes
+    samples); ``part`` is this dataset's slice of D's classifier, ``alpha`` [N] the
+    interpolation weights of the penalty."""
+    n = x_real.shape[0]
+    src, cls = D(torch.cat([x_real, x_fake.detach()]))
+    terms = {
+        "D/adv": d_adversarial_loss(cfg.adversarial, src[:n], src[n:]),
+        "D/cls": classification_loss(kind, cls[:n, part], label_org),
+    }
+    loss = terms["D/adv"] + cfg.lambda_cls * terms["D/cls"]
+    if cfg.adversarial == "wgan-gp":
+        x_hat = interpolate(x_real, x_fake, alpha)
+        terms["D/gp"] = gradient_penalty(D(x_hat)[0], x_hat)
+        loss = loss + cfg.lambda_gp * terms["D/gp"]
+    terms["D/loss"] = loss
+    return loss, terms
+
+
+def generator_loss(
+    G: Net,
+    D: Net,
+    x_real: torch.Tensor,
+    x_fake: torch.Tensor,
+    c_org: torch.Tensor,
+    label_trg: torch.Tensor,
+    *,
+    kind: LabelKind,
+    part: slice,
+    cfg: LossConfig,
+    attention: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L_G = L_adv + lambda_cls L_cls^f + lambda_rec L_rec (eq. 7), for the translation
+    ``x_fake`` = G(x_real, c_trg) made for D's update (G has not changed since).
+
+    Our options add lambda_mask times the mean of G's attention mask (``attention``, when
+    g_output is 'mask') and lambda_id times the identity loss ||G(x, c_org) - x||_1."""
+    src_fake, cls_fake = D(x_fake)
+    terms = {
+        "G/adv": g_adversarial_loss(cfg.adversarial, src_fake),
+        "G/cls": classification_loss(kind, cls_fake[:, part], label_trg),
+        "G/rec": reconstruction_loss(x_real, G(x_fake, c_org)),
+    }
+    loss = terms["G/adv"] + cfg.lambda_cls * terms["G/cls"] + cfg.lambda_rec * terms["G/rec"]
+    if attention is not None:
+        terms["G/mask"] = attention.mean()
+        loss = loss + cfg.lambda_mask * terms["G/mask"]
+    if cfg.lambda_id:
+        terms["G/id"] = reconstruction_loss(x_real, G(x_real, c_org))
+        loss = loss + cfg.lambda_id * terms["G/id"]
+    terms["G/loss"] = loss
+    return loss, terms

@@ -52,13 +52,8 @@ def get_preset(name: str) -> TrainConfig:
 
 
 def _paper(size: int, data: tuple[DataConfig, ...], out: str) -> TrainConfig:
-    # The official release saves every 10k iterations and samples every 1k. G's training
-    # passes keep only their conv outputs (the same gradients): at 128 px, batch 16, that
-    # took peak RSS from 3460 to 2918 MiB at no measurable cost in time, and span by span to
-    # 2531-2662 MiB at two threads (docs/performance.md);
-    # at 32 px it saves nothing worth its 11 %, so the SynthFaces presets keep everything.
-    # NHWC memory order took 8-10 % off a 128 px iteration on the Intel CPU of
-    # docs/performance.md (oneDNN's convolutions); at 32 px it cost ~4 %, so not there.
+    # The official release saves every 10k iterations and samples every 1k. No speed
+    # settings: `--speed cpu-128` is the CPU recipe for these (stargan.accel.PROFILES).
     return TrainConfig(
         model=ModelConfig(image_size=size),
         loss=LossConfig(),
@@ -69,8 +64,6 @@ def _paper(size: int, data: tuple[DataConfig, ...], out: str) -> TrainConfig:
             sample_every=1000,
             save_every=10_000,
             log_every=10,
-            g_recompute="norms",
-            channels_last=True,
         ),
     )
 

@@ -5,7 +5,7 @@ iteration, its weights.
     python -m torch.distributed.run --nproc-per-node=2 ... ddp_probe.py OUT MODE
 
 MODE "ddp" trains as ``stargan train`` does under torchrun; "ddp-norms" the same with
-run.g_recompute 'norms' (selective checkpointing inside DDP's backward); MODE "unsynced" swaps
+speed.g_recompute 'norms' (selective checkpointing inside DDP's backward); MODE "unsynced" swaps
 the DDP wrappers for the bare nets (no gradient averaging), the negative control showing that
 the ranks' data differs enough for a missing synchronisation to be seen.
 """
@@ -17,7 +17,15 @@ from pathlib import Path
 
 import torch
 
-from stargan.config import DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from stargan.config import (
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    SpeedConfig,
+    TrainConfig,
+)
 from stargan.data.labels import LabelSpec
 from stargan.training import distributed
 from stargan.training.trainer import Trainer
@@ -64,8 +72,8 @@ def main(out: Path, mode: str, iters: int = 4) -> None:
             device="cpu",
             num_threads=1,
             sample_every=0,
-            g_recompute="norms" if mode == "ddp-norms" else "none",
         ),
+        speed=SpeedConfig(g_recompute="norms" if mode == "ddp-norms" else "none"),
     )
     datasets = [RankFaces(spec, seed=100 * ctx.rank + k) for k, spec in enumerate(SPECS)]
     trainer = Trainer(cfg, datasets=datasets, overwrite=True)

@@ -7,7 +7,7 @@
   optimizer step (WGAN-GP double backward, several G forwards per backward, joint datasets);
   a run without the DDP wrappers shows that a missing synchronisation would be seen.
 * A checkpoint written by the 2-rank run resumes on 1 rank and lands on the same weights.
-* With run.compile_g (G compiled on every rank) the 2-rank run lands there too.
+* With speed.compile_g (G compiled on every rank) the 2-rank run lands there too.
 * A worker SIGKILLed under ``--max-restarts=1`` brings the job back from its last checkpoint.
 """
 
@@ -130,14 +130,14 @@ def test_two_ranks_equal_one_process_and_resume_on_one(tmp_path, data):
 
 
 def test_compiled_g_under_torchrun_ends_where_one_eager_process_does(tmp_path, data):
-    """run.compile_g under torchrun: every rank compiles its DDP-wrapped G, and the 2-rank run
-    lands on the weights of a 1-process eager run with the global batch."""
+    """speed.compile_g under torchrun: every rank compiles its G (inside its DDP wrapper), and
+    the 2-rank run lands on the weights of a 1-process eager run with the global batch."""
     config = write_config(tmp_path / "c.json", tiny_config(data, iters=4, save_every=2))
     single = run_to_end(train_argv(config, tmp_path / "single"))
     assert single.returncode == 0, single.stderr
     ddp = run_to_end([*_torchrun_argv(config, tmp_path / "ddp"), "--compile-g"])
     assert ddp.returncode == 0, ddp.stderr
-    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["run"]["compile_g"]
+    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["speed"]["compile_g"]
     _assert_close(_weights(tmp_path / "single"), _weights(tmp_path / "ddp"))
 
 

@@ -10,7 +10,7 @@ import torch
 
 from stargan.config import ModelConfig
 from stargan.data.labels import LabelLayout
-from stargan.data.synthetic import SynthFaces
+from stargan.data.synthfaces import SynthFaces
 from stargan.evaluation.classifier import Judge, JudgeConfig, save_judge
 from stargan.models import build_discriminator, build_generator
 from stargan.training import checkpoint as ckpt

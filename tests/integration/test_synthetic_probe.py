@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from stargan.data.synthetic import CELEBA_ATTRIBUTES, EXPRESSIONS, SynthFaces
+from stargan.data.synthfaces import CELEBA_ATTRIBUTES, EXPRESSIONS, SynthFaces
 
 SIZE, N_TRAIN, N_TEST, EPOCHS, THRESHOLD = 32, 2000, 1000, 8, 0.98
 

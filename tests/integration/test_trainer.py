@@ -7,12 +7,14 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import CELEBA_SPEC, RAFD_SPEC, TensorFaces, tiny_config
-from stargan.config import ConfigError, RunConfig
+from stargan.accel import Precision
+from stargan.accel.kernels import WinogradConv2d
+from stargan.config import ConfigError, SpeedConfig
 from stargan.evaluation import EvaluationError
 from stargan.inference import load
-from stargan.models.blocks import WinogradConv2d
 from stargan.training.checkpoint import CheckpointError
-from stargan.training.trainer import NonFiniteError, RunFolderError, Trainer
+from stargan.training.runfolder import RunFolderError
+from stargan.training.trainer import NonFiniteError, Trainer
 
 
 def _weights(trainer):
@@ -288,7 +290,7 @@ def test_d_classifier_warmup_trains_only_the_classifier_then_the_game_starts(tmp
 
 @pytest.mark.parametrize("lambda_mask", [0.0, 1.0])
 def test_recomputing_g_changes_no_gradient(tmp_path, celeba_like, lambda_mask):
-    """run.g_recompute redoes G's activations in backward: the same updates, bit for bit."""
+    """speed.g_recompute redoes G's activations in backward: the same updates, bit for bit."""
 
     def trained(recompute):
         cfg = tiny_config(tmp_path / recompute, iters=4)
@@ -296,7 +298,7 @@ def test_recomputing_g_changes_no_gradient(tmp_path, celeba_like, lambda_mask):
             cfg,
             model=dataclasses.replace(cfg.model, g_output="mask"),
             loss=dataclasses.replace(cfg.loss, lambda_mask=lambda_mask, lambda_id=1.0),
-            run=dataclasses.replace(cfg.run, g_recompute=recompute),
+            speed=dataclasses.replace(cfg.speed, g_recompute=recompute),
         )
         trainer = Trainer(cfg, datasets=[celeba_like])
         trainer.fit()
@@ -337,11 +339,12 @@ def _bf16_config(path, **run):
 
 
 def test_bf16_precision_multiplies_in_bf16_and_keeps_fp32_state(tmp_path, celeba_like):
-    """run.precision 'bf16': every conv and matrix product of a training step (forwards,
+    """speed.precision 'bf16': every conv and matrix product of a training step (forwards,
     backwards, the penalty's double backward) in bf16; weights, gradients' targets, Adam
     state and losses in fp32."""
     fp32 = Trainer(tiny_config(tmp_path / "fp32", iters=4), datasets=[celeba_like])
     trainer = Trainer(_bf16_config(tmp_path / "bf16"), datasets=[celeba_like])
+    assert isinstance(trainer.G_train, Precision) and isinstance(trainer.D_fwd, Precision)
     x, label = celeba_like.images[:4], celeba_like.labels[:4]
     with _ConvDtypes() as watch:
         metrics = trainer.train_step(0, x, label, update_g=True)
@@ -360,17 +363,16 @@ def test_bf16_precision_multiplies_in_bf16_and_keeps_fp32_state(tmp_path, celeba
 
 
 def test_forward_in_fp32_is_the_net_itself(tmp_path, celeba_like):
-    """The fp32 path computes exactly what the net computes (the paper presets' arithmetic)."""
+    """The fp32 path computes exactly what the net computes (the paper presets' arithmetic):
+    the training passes call G and D themselves, no wrapper."""
     trainer = Trainer(tiny_config(tmp_path), datasets=[celeba_like])
-    x = celeba_like.images[:2]
-    src, cls = trainer.forward(trainer.D, x)
-    want_src, want_cls = trainer.D(x)
-    assert torch.equal(src, want_src) and torch.equal(cls, want_cls)
+    assert trainer.G_train is trainer.G
+    assert trainer.D_train is trainer.D_fwd is trainer.D
 
 
 def test_bf16_training_resumes_and_recomputes_bit_for_bit(tmp_path, celeba_like):
     """Recomputing G in backward replays the forward under the same autocast, so bf16 runs
-    give the same weights with every run.g_recompute; they are seeded, and resume exactly."""
+    give the same weights with every speed.g_recompute; they are seeded, and resume exactly."""
 
     def trained(name, **run):
         trainer = Trainer(_bf16_config(tmp_path / name, **run), datasets=[celeba_like])
@@ -414,7 +416,7 @@ def _nhwc(t):
 
 
 def test_channels_last_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
-    """run.channels_last: weights, activations and Adam's moments in NHWC order; the same
+    """speed.channels_last: weights, activations and Adam's moments in NHWC order; the same
     losses as the contiguous run to float tolerance (other kernels, other rounding); a resumed
     run equals the uninterrupted one bit for bit, although checkpoints hold contiguous
     tensors (fused Adam would pair a mis-ordered moment with the wrong weights)."""
@@ -438,7 +440,7 @@ def test_channels_last_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_lik
 
 
 def test_compiled_g_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
-    """run.compile_g: G's training passes run as compiled graphs (with and without autograd),
+    """speed.compile_g: G's training passes run as compiled graphs (with and without autograd),
     with the eager run's losses to float tolerance (inductor's fused kernels round
     differently); checkpoints hold the bare G's names, and a run resumed from one equals the
     uninterrupted compiled run bit for bit."""
@@ -465,9 +467,9 @@ def test_compiled_g_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
 
 
 def test_compiled_g_trains_in_bf16(tmp_path, celeba_like):
-    """run.compile_g with run.precision 'bf16': the compiled graphs keep the trainer's autocast
-    (G's convs in bf16, so its output is bf16 before the trainer casts it), and train with the
-    eager bf16 run's losses to bf16 tolerance."""
+    """speed.compile_g with speed.precision 'bf16': what is compiled is G under the trainer's
+    autocast (stargan.accel.Precision: G's convs in bf16, its output cast to fp32 for the
+    losses), and it trains with the eager bf16 run's losses to bf16 tolerance."""
     eager = Trainer(_bf16_config(tmp_path / "eager"), datasets=[celeba_like])
     compiled = Trainer(_bf16_config(tmp_path / "compiled", compile_g=True), datasets=[celeba_like])
     torch._dynamo.reset()
@@ -479,21 +481,25 @@ def test_compiled_g_trains_in_bf16(tmp_path, celeba_like):
     _assert_same_losses(tmp_path / "eager", tmp_path / "compiled", rel_tol=0.05, abs_tol=0.01)
     x, label = celeba_like.images[:4], celeba_like.labels[:4]
     c = compiled.layout.embed(0, label)
-    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
-        want, got = compiled.G(x, c), compiled.G_train(x, c)  # the bare G is eager
-    assert want.dtype == got.dtype == torch.bfloat16
+    assert isinstance(compiled.G_train._orig_mod, Precision)  # autocast inside the graphs
+    with torch.no_grad():
+        want, got = Precision(compiled.G)(x, c), compiled.G_train(x, c)  # the bare G is eager
+    assert want.dtype == got.dtype == torch.float32
     torch.testing.assert_close(got, want, rtol=0, atol=0.05)
     assert counters["stats"]["unique_graphs"] == 3  # the D-only iterations' graph, reused
 
 
 def test_winograd_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
-    """run.winograd: G's residual convs by F(4x4, 3x3), with the direct run's losses to float
+    """speed.winograd: G's residual convs by F(4x4, 3x3), with the direct run's losses to float
     tolerance; a run resumed from a checkpoint equals the uninterrupted one bit for bit, and
     so does one that recomputes G's norms in backward."""
     direct = Trainer(tiny_config(tmp_path / "direct"), datasets=[celeba_like])
     winograd = Trainer(tiny_config(tmp_path / "winograd", winograd=True), datasets=[celeba_like])
-    assert all(m.winograd for m in winograd.G.modules() if isinstance(m, WinogradConv2d))
+    # Both of G's residual convs (one block), nothing else of G and nothing of D.
+    assert sum(isinstance(m, WinogradConv2d) for m in winograd.G.modules()) == 2
     assert not any(isinstance(m, WinogradConv2d) for m in winograd.D.modules())
+    assert not any(isinstance(m, WinogradConv2d) for m in direct.G.modules())
+    assert winograd.G.state_dict().keys() == direct.G.state_dict().keys()
     direct.fit()
     winograd.fit()
     # F(4x4, 3x3) rounds to about 1e-5 of a conv's output scale (the direct kernel to 2e-6),
@@ -518,20 +524,22 @@ def test_winograd_on_a_gpu_is_refused_before_anything_is_written(
     from stargan.training import distributed
 
     monkeypatch.setattr(distributed, "device_for", lambda *_: torch.device("cuda"))
-    with pytest.raises(ConfigError, match=r"run.winograd is a CPU kernel.*cuda.*--no-winograd"):
+    with pytest.raises(ConfigError, match=r"speed.winograd is a CPU kernel.*cuda.*--no-winograd"):
         Trainer(tiny_config(tmp_path / "run", winograd=True), datasets=[celeba_like])
     assert not (tmp_path / "run").exists()
 
 
 def test_winograd_with_bf16_is_refused():
-    with pytest.raises(ConfigError, match=r"run.winograd computes fp32.*--no-winograd"):
-        RunConfig(winograd=True, precision="bf16")
+    with pytest.raises(ConfigError, match=r"speed.winograd computes fp32.*--no-winograd"):
+        SpeedConfig(winograd=True, precision="bf16")
 
 
 def test_compiled_g_without_a_cpp_compiler_is_refused_before_anything_is_written(
     tmp_path, celeba_like, monkeypatch
 ):
     monkeypatch.setenv("CXX", "no-such-c++-compiler")
-    with pytest.raises(ConfigError, match=r"run.compile_g.*'no-such-c\+\+-compiler'.*not on PATH"):
+    with pytest.raises(
+        ConfigError, match=r"speed.compile_g.*'no-such-c\+\+-compiler'.*not on PATH"
+    ):
         Trainer(tiny_config(tmp_path / "run", compile_g=True), datasets=[celeba_like])
     assert not (tmp_path / "run").exists()

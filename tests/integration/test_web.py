@@ -112,6 +112,70 @@ def test_bad_targets_are_400_with_a_reason(client, fields, message):
     assert r.status_code == 400 and message in r.json()["error"]
 
 
+HUGE = "9" * 4000  # float() of it overflows
+DEEP = "[" * 30_000 + "]" * 30_000  # json.loads raises RecursionError
+
+
+def with_target(value: str, field: str = "targets") -> str:
+    """A JSON body asking to translate the sample with Male set to ``value`` (JSON text)."""
+    inner = '{"Male": ' + value + "}"
+    return (
+        '{"sample": "face", "'
+        + field
+        + '": '
+        + (f"[{inner}]" if field == "targets" else inner)
+        + "}"
+    )
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (with_target(HUGE), "'Male' must be within +-10"),
+    (with_target("-" + HUGE, "source"), "'Male' must be within +-10"),
+    (with_target("9" * 5000), "numbers of fewer digits"),
+    (with_target(DEEP), "nested less deeply"),
+    ('{"sample": "face", "targets": ' + DEEP + "}", "nested less deeply"),
+    (DEEP, "nested less deeply"),
+    ('{"sample": "face", "targets": [{"Male": [[[1]]]}]}', "must be a number, got a list"),
+    ('{"sample": ["face"]}', "sample must be a string, got a list"),
+    ('{"sample": {"id": "face"}}', "sample must be a string, got an object"),
+    ('{"sample": 5}', "sample must be a string, got 5"),
+    ('{"sample": "face", "face_crop": [1]}', "face_crop must be true or false, got a list"),
+    ('{"sample": "face", "all_labels": "maybe"}', "all_labels must be true or false, got 'maybe'"),
+    ('{"sample": "face", "target": [{"Male": 1}]}', "unknown field(s) 'target'"),
+    ('{"sample": "face", "image": "aGVsbG8="}', "as a multipart/form-data upload"),
+    ('{"sample": "\xff"}', "the request body must be JSON in UTF-8"),  # sent as latin-1
+])  # fmt: skip
+def test_malformed_json_fields_are_400_never_500(client, body, message):
+    r = client.post(
+        "/api/translate",
+        content=body.encode("latin-1"),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400 and message in r.json()["error"], r.text
+    assert len(r.content) < 500  # the client's value is never echoed whole
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"targets": '[{"Male": ' + HUGE + "}]"}, "'Male' must be within +-10"),
+    ({"targets": DEEP}, "targets must be JSON nested less deeply"),
+    ({"targets": b'[{"Male": 1, "\xff": 1}]'}, "targets must be JSON in UTF-8"),
+    ({"face_crop": b"\xff"}, "face_crop must be UTF-8 text"),
+    ({"face_crop": "perhaps"}, "face_crop must be true or false, got 'perhaps'"),
+    ({"sample": b"\xff\xfe"}, "sample must be UTF-8 text"),
+    ({"extra": "1"}, "unknown field(s) 'extra'"),
+])  # fmt: skip
+def test_malformed_form_fields_are_400_never_500(client, fields, message):
+    files = {"image": ("photo.png", png_bytes(), "image/png")}
+    r = client.post("/api/translate", files=files, data=fields)
+    assert r.status_code == 400 and message in r.json()["error"], r.text
+
+
+def test_long_values_are_cut_in_messages(client):
+    r = client.post("/api/translate", json={"sample": "x" * 100_000})
+    assert r.status_code == 404 and "(100002 characters)" in r.json()["error"]
+    assert len(r.content) < 500
+
+
 def test_oversized_body_is_413_declared_or_streamed(model):
     with make_client(model, max_body_bytes=50_000) as client:
         r = upload(client, data=b"\x89PNG" + b"\0" * 60_000)
@@ -220,12 +284,13 @@ def test_serve_channels_last_serves_the_same_translations_from_nhwc_weights(
     """`stargan serve --channels-last`: the served G's weights in NHWC order, and the same
     translation as the plain server's (8-bit rounding of near-equal floats)."""
     import numpy as np
-    import uvicorn
 
     from stargan.cli import main
+    from stargan.web import server
 
     apps = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
+    monkeypatch.setattr(server, "listen", lambda host, port: None)
+    monkeypatch.setattr(server, "serve", lambda app, sock: apps.append(app))
     path = tiny_model_file(tmp_path / "m.safetensors")
     for flags in ([], ["--channels-last"]):
         assert main(["serve", "--model", str(path), *flags]) == 0

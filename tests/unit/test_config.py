@@ -2,7 +2,14 @@ import dataclasses
 
 import pytest
 
-from stargan.config import ConfigError, DataConfig, OptimConfig, RunConfig, TrainConfig
+from stargan.config import (
+    SPEED_PROFILES,
+    ConfigError,
+    DataConfig,
+    OptimConfig,
+    SpeedConfig,
+    TrainConfig,
+)
 from stargan.presets import get_preset, preset_names
 
 
@@ -36,11 +43,21 @@ def test_paper_presets_are_faithful():
     )
     assert cfg.data[0].selected_attrs == ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
     assert (cfg.data[0].crop_size, cfg.model.g_conv_dim, cfg.model.g_repeat_num) == (178, 64, 6)
-    # Exact recomputation, not a change of recipe: it only lowers the memory peak.
-    assert cfg.run.g_recompute == "norms"
-    # A memory order, not arithmetic: paper presets at 128 px and up, where it is faster.
-    assert cfg.run.channels_last and not get_preset("synth-demo").run.channels_last
-    assert all(get_preset(name).run.precision == "fp32" for name in preset_names())
+    # How the nets are computed is no part of a preset: every one has the default speed
+    # settings (the exact CPU kernels alone, fp32), the paper's arithmetic to rounding.
+    assert all(get_preset(name).speed == SpeedConfig() for name in preset_names())
+    assert SpeedConfig().precision == "fp32" and SpeedConfig().cpu_kernels
+
+
+def test_speed_profiles():
+    """`--speed NAME`: 'plain' computes as the official code (torch's own kernels), 'default'
+    is a preset's, and 'cpu-128' adds what is faster on a CPU at 128 px: NHWC memory order
+    and exact recomputation (neither changes the recipe: same arithmetic, lower memory peak)."""
+    assert SPEED_PROFILES["plain"] == SpeedConfig(cpu_kernels=False)
+    assert SPEED_PROFILES["default"] == SpeedConfig()
+    assert SPEED_PROFILES["cpu-128"] == SpeedConfig(channels_last=True, g_recompute="norms")
+    cfg = dataclasses.replace(get_preset("celeba-128"), speed=SPEED_PROFILES["cpu-128"])
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_wrong_types_and_fields_name_the_problem():
@@ -56,10 +73,16 @@ def test_wrong_types_and_fields_name_the_problem():
         OptimConfig(n_critic=0)
     with pytest.raises(ConfigError, match="must equal model.image_size"):
         TrainConfig(data=(DataConfig(image_size=64),))
-    with pytest.raises(ConfigError, match=r"run.precision must be one of \('fp32', 'bf16'\)"):
-        RunConfig(precision="fp16")
-    with pytest.raises(ConfigError, match="run.g_recompute must be one of .*got 'some'"):
-        RunConfig(g_recompute="some")
+    with pytest.raises(ConfigError, match=r"speed.precision must be one of \('fp32', 'bf16'\)"):
+        SpeedConfig(precision="fp16")
+    with pytest.raises(ConfigError, match="speed.g_recompute must be one of .*got 'some'"):
+        SpeedConfig(g_recompute="some")
+    with pytest.raises(ConfigError, match=r"speed.winograd computes fp32.*--no-winograd"):
+        SpeedConfig(winograd=True, precision="bf16")
+    d = TrainConfig().to_dict()
+    d["speed"]["compile"] = True
+    with pytest.raises(ConfigError, match="unknown field.*compile"):
+        TrainConfig.from_dict(d)
 
 
 def test_unknown_preset_lists_valid_names():
@@ -93,16 +116,52 @@ def test_d_cls_warmup_must_end_before_the_decay():
         OptimConfig(d_cls_warmup=-1)
 
 
+def _earlier_version() -> dict:
+    """A config as versions before the speed section wrote it (no "speed")."""
+    d = TrainConfig().to_dict()
+    del d["speed"]
+    return d
+
+
 @pytest.mark.parametrize(("flag", "mode"), [(True, "all"), (False, "none")])
 def test_configs_of_earlier_versions_still_load(flag, mode):
-    """Run folders and model files written before run.g_recompute say run.checkpoint_g."""
-    d = TrainConfig().to_dict()
-    del d["run"]["g_recompute"]
+    """Run folders and model files written before run.g_recompute say run.checkpoint_g; it
+    lands in speed.g_recompute."""
+    d = _earlier_version()
     d["run"]["checkpoint_g"] = flag
-    assert TrainConfig.from_dict(d).run.g_recompute == mode
+    cfg = TrainConfig.from_dict(d)
+    assert cfg.speed == SpeedConfig(g_recompute=mode)
+    assert cfg.run == TrainConfig().run
     d["run"]["g_recompute"] = "norms"
     with pytest.raises(ConfigError, match="checkpoint_g .* and g_recompute both given"):
         TrainConfig.from_dict(d)
     d["run"] = {"checkpoint_g": "yes"}
     with pytest.raises(ConfigError, match="checkpoint_g: expected true or false, got 'yes'"):
+        TrainConfig.from_dict(d)
+
+
+def test_speed_settings_under_run_of_earlier_versions_move_to_speed():
+    """Configs written before the speed section kept these settings under "run"."""
+    d = _earlier_version()
+    moved = {
+        "channels_last": True,
+        "g_recompute": "norms",
+        "precision": "bf16",
+        "compile_g": True,
+        "winograd": False,
+    }
+    d["run"] |= moved
+    cfg = TrainConfig.from_dict(d)
+    assert cfg.speed == SpeedConfig(**moved)
+    assert cfg.run == TrainConfig().run
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg  # written back in the new layout
+    assert "channels_last" not in cfg.to_dict()["run"]
+    d["speed"] = {"cpu_kernels": False}  # a section of its own beside them: both kept
+    assert TrainConfig.from_dict(d).speed == SpeedConfig(cpu_kernels=False, **moved)
+    d["speed"] = {"channels_last": False}
+    with pytest.raises(ConfigError, match=r"\['channels_last'\] given in both run .* and speed"):
+        TrainConfig.from_dict(d)
+    d["run"] = {"winograd": True, "precision": "bf16"}  # still checked where it lands
+    del d["speed"]
+    with pytest.raises(ConfigError, match="speed.winograd computes fp32"):
         TrainConfig.from_dict(d)

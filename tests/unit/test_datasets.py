@@ -703,7 +703,7 @@ def test_template_format_end_to_end(tmp_path):
 
 
 def test_synthfaces_celeba_export_loads_with_its_ground_truth(tmp_path):
-    synthetic = pytest.importorskip("stargan.data.synthetic")
+    synthetic = pytest.importorskip("stargan.data.synthfaces")
     from stargan.data.io import to_tensor
 
     root = synthetic.export_celeba(tmp_path / "celeba", n=10, size=32, seed=0)
@@ -721,7 +721,7 @@ def test_synthfaces_celeba_export_loads_with_its_ground_truth(tmp_path):
 
 
 def test_synthfaces_rafd_export_loads_with_its_ground_truth(tmp_path):
-    synthetic = pytest.importorskip("stargan.data.synthetic")
+    synthetic = pytest.importorskip("stargan.data.synthfaces")
 
     root = synthetic.export_rafd(tmp_path / "rafd", n=16, size=32, seed=0)
     truth = synthetic.load_ground_truth(root)

@@ -258,7 +258,7 @@ class SynthOracle(nn.Module):
 
     def __init__(self, ds, layout: LabelLayout) -> None:
         super().__init__()
-        from stargan.data import synthetic
+        from stargan.data import synthfaces as synthetic
 
         self.ds, self.layout, self.synthetic = ds, layout, synthetic
         self.known = [(ds[i][0], i) for i in range(len(ds))]
@@ -285,7 +285,7 @@ class SynthOracle(nn.Module):
 
 
 def test_synthfaces_ground_truth_within_and_across_datasets():
-    synthetic = pytest.importorskip("stargan.data.synthetic")
+    synthetic = pytest.importorskip("stargan.data.synthfaces")
     faces = synthetic.SynthFaces("celeba", size=SIZE, n=6, seed=3)
     expressions = synthetic.SynthFaces("rafd", size=SIZE, n=8, seed=3)
     layout = _layout(faces.label_spec, expressions.label_spec)
@@ -517,7 +517,7 @@ def test_shipped_judge_is_found_by_labels_and_size(tmp_path):
 
 
 def test_the_package_ships_judges_for_synthfaces_within_one_percent():
-    from stargan.data.synthetic import SynthFaces
+    from stargan.data.synthfaces import SynthFaces
 
     for mode in ("celeba", "rafd"):
         spec = SynthFaces(mode, size=16, n=1).label_spec

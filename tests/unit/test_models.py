@@ -5,6 +5,7 @@ import typing
 import pytest
 import torch
 
+from stargan.accel.recompute import recompute
 from stargan.config import ConfigError, GRecompute, ModelConfig
 from stargan.models import build_discriminator, build_generator, count_parameters
 
@@ -147,12 +148,22 @@ def _kept_bytes(fn) -> int:
     return sum(e.self_cpu_memory_usage for e in prof.events())
 
 
+def _recomputing(g: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """``g`` with its layers recomputed as speed.g_recompute ``mode`` says (stargan.accel)."""
+    recompute(g.main, mode)
+    return g
+
+
 @pytest.mark.parametrize("output", ["image", "mask"])
 def test_recomputing_generator_keeps_less_and_computes_the_same(output):
     cfg = dataclasses.replace(_tiny(), g_output=output)
     torch.manual_seed(0)
     g, x, c = build_generator(cfg), torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 5)
-    kept = {mode: _kept_bytes(lambda m=mode: g(x, c, recompute=m)) for mode in RECOMPUTE}
+    want = g(x, c)  # the paper's G, as built
+    with torch.no_grad():
+        want_no_grad = g(x, c)
+    names = list(g.state_dict())
+    kept = {mode: _kept_bytes(lambda m=mode: _recomputing(g, m)(x, c)) for mode in RECOMPUTE}
     # Every layer's activations (far more than the input); the conv outputs only (about
     # half: the instance norms' and ReLUs' are redone); the input and the output blend's
     # few image-sized tensors.
@@ -160,11 +171,13 @@ def test_recomputing_generator_keeps_less_and_computes_the_same(output):
     assert kept["norms"] < 0.7 * kept["none"]
     assert kept["all"] < 0.25 * kept["none"]
     with torch.no_grad():  # nothing kept, nothing to recompute: the plain forward
-        assert _kept_bytes(lambda: g(x, c, recompute="norms")) <= x.numel() * 4
+        assert _kept_bytes(lambda: _recomputing(g, "norms")(x, c)) <= x.numel() * 4
     for mode in RECOMPUTE:
-        assert torch.equal(g(x, c, recompute=mode), g(x, c))
+        _recomputing(g, mode)
+        assert torch.equal(g(x, c), want)
         with torch.no_grad():
-            assert torch.equal(g(x, c, recompute=mode), g(x, c))
+            assert torch.equal(g(x, c), want_no_grad)
+    assert list(g.state_dict()) == names  # the same parameters and names: checkpoints load
 
 
 def _peak_bytes(fn) -> int:
@@ -191,19 +204,28 @@ def test_recomputing_generator_rebuilds_one_span_at_a_time(output):
     g, x, c = build_generator(cfg), torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 5)
 
     def peak(mode: str) -> int:
-        return _peak_bytes(lambda: g(x, c, recompute=mode).square().sum().backward())
+        recompute(g.main, mode)
+        return _peak_bytes(lambda: g(x, c).square().sum().backward())
 
     # 0.72-0.73 measured (0.81-0.82 with the first conv kept).
     assert peak("norms") < 0.9 * peak("none")
 
 
 def test_instance_norm_is_torchs_with_a_faster_kernel():
-    """blocks.InstanceNorm2d: nn.InstanceNorm2d's parameters and results (outputs and every
-    gradient, to rounding) through the group-norm kernel, which it really takes on the CPU."""
+    """speed.cpu_kernels' GroupNormInstanceNorm (swapped into the paper's nn.InstanceNorm2d in
+    place): nn.InstanceNorm2d's parameters and results (outputs and every gradient, to
+    rounding) through the group-norm kernel, which it really takes on the CPU."""
+    from stargan.accel import use_cpu_kernels
+    from stargan.accel.kernels import GroupNormInstanceNorm
     from stargan.models.blocks import instance_norm
 
     torch.manual_seed(0)
-    ours, theirs = instance_norm(6), torch.nn.InstanceNorm2d(6, affine=True)
+    paper, theirs = instance_norm(6), torch.nn.InstanceNorm2d(6, affine=True)
+    assert type(paper) is torch.nn.InstanceNorm2d  # models/ builds the paper's layer
+    ours = torch.nn.Sequential(instance_norm(6))
+    use_cpu_kernels(ours)
+    ours = ours[0]
+    assert type(ours) is GroupNormInstanceNorm
     with torch.no_grad():
         theirs.weight.uniform_(0.5, 2)
         theirs.bias.normal_()
@@ -222,7 +244,7 @@ def test_instance_norm_is_torchs_with_a_faster_kernel():
         ours(x)
     ops = {e.key for e in prof.key_averages()}
     assert "aten::native_group_norm" in ops and "aten::native_batch_norm" not in ops
-    ours.group_kernel = False  # what the benchmarks' reference mode (the release) computes
+    paper.load_state_dict(theirs.state_dict())  # without cpu_kernels: the release's kernel
     with torch.profiler.profile() as prof:
-        torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+        torch.testing.assert_close(paper(x), theirs(x), rtol=0, atol=0)
     assert "aten::native_batch_norm" in {e.key for e in prof.key_averages()}

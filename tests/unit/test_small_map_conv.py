@@ -1,5 +1,6 @@
-"""SmallMapConv2d (D's tiny-map convs as one GEMM) is nn.Conv2d: same parameters, same
-initialisation, same outputs, gradients and gradient-penalty double backward."""
+"""SmallMapConv2d (speed.cpu_kernels: D's tiny-map convs as one GEMM) is nn.Conv2d: same
+parameters, same initialisation, same outputs, gradients and gradient-penalty double backward;
+D's convs become it only through stargan.accel."""
 
 import pytest
 import torch
@@ -7,9 +8,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from stargan import losses
+from stargan.accel import use_cpu_kernels
+from stargan.accel.kernels import SmallMapConv2d
 from stargan.config import ModelConfig
 from stargan.models import build_discriminator
-from stargan.models.blocks import SmallMapConv2d
 
 
 def twins(*args, **kwargs):
@@ -79,7 +81,7 @@ class _Copies(TorchDispatchMode):
 
 
 def test_gemm_path_reads_a_channels_last_weight_in_place():
-    """run.channels_last: the weight lies in memory as [C_out, kh, kw, C_in], and the GEMM
+    """speed.channels_last: the weight lies in memory as [C_out, kh, kw, C_in], and the GEMM
     reads it so (D's last weight is 134 MB at 128 px: a copy per pass cost more than the
     GEMM), hands back a channels_last output, and still computes nn.Conv2d's values and
     gradients, the gradient penalty's double backward included."""
@@ -117,7 +119,13 @@ def test_discriminator_with_gemm_convs_matches_plain_convolutions():
     cfg = ModelConfig(image_size=32, c_dim=5, n_classes=5, d_conv_dim=32, d_repeat_num=5)
     torch.manual_seed(0)
     d = build_discriminator(cfg)
+    assert not any(isinstance(m, SmallMapConv2d) for m in d.modules())  # the paper's D
+    state = {k: v.clone() for k, v in d.state_dict().items()}
+    use_cpu_kernels(d)
     gemm_layers = [m for m in d.modules() if isinstance(m, SmallMapConv2d)]
+    assert len(gemm_layers) == cfg.d_repeat_num  # every strided conv; the heads stay
+    assert d.state_dict().keys() == state.keys()
+    assert all(torch.equal(v, state[k]) for k, v in d.state_dict().items())
     assert gemm_layers[-1].weight[0].numel() >= SmallMapConv2d.min_patch
     x = torch.rand(4, 3, 32, 32) * 2 - 1
     alpha = torch.rand(2)

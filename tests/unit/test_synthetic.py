@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from stargan.data.labels import LabelError
-from stargan.data.synthetic import (
+from stargan.data.synthfaces import (
     ATTRIBUTE_PARTS,
     CELEBA_ATTRIBUTES,
     DEFAULT_SELECTED_ATTRS,

@@ -1,5 +1,7 @@
-"""benchmarks/train_speed.py: the reference (official 2018) step computes the same losses as
-our Trainer's step from the same seed, and counts the extra work it does."""
+"""benchmarks/train_speed.py: the script times our Trainer's step against the reference
+(official 2018) step of tests/reference_step.py, built as the release computes, reports the
+same losses for both from the same seed, and counts the extra work the reference does.
+(The parity of the two steps itself: tests/unit/test_official_step_parity.py.)"""
 
 import argparse
 import dataclasses
@@ -19,15 +21,16 @@ def train_speed():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     yield module
-    sys.path.remove(str(BENCHMARKS))  # the script puts its folder first for reference_step
+    sys.path.remove(str(BENCHMARKS.parent / "tests"))  # put first by the script (reference_step)
 
 
 def bench_args(**given) -> argparse.Namespace:
-    """The benchmarks' command-line settings: a tiny preset on the CPU, fp32, NCHW, eager G,
-    direct convolutions, the preset's g_recompute; ``given`` adds or overrides."""
+    """The benchmarks' command-line settings: a tiny preset on the CPU with its speed settings
+    (fp32, NCHW, eager G, direct convolutions); ``given`` adds or overrides."""
     settings = dict(
         preset="synth-tiny",
         device="cpu",
+        speed=None,
         g_recompute=None,
         channels_last=False,
         compile_g=False,
@@ -57,26 +60,37 @@ def test_reference_step_matches_our_losses_and_does_more_work(train_speed):
     assert max(d["max_rel"] for d in lockstep.values()) < 1e-5
 
 
-def test_lockstep_copies_the_whole_training_state(train_speed, tmp_path):
-    """After copy_state a fresh trainer goes on exactly as the original: the weights, Adam's
-    moments and the random generator all travel (a missed one changes what follows)."""
-    args = bench_args()
-    a = train_speed.make_trainer(args, "ours", str(tmp_path / "a"))
-    b = train_speed.make_trainer(args, "ours", str(tmp_path / "b"))
-    for _ in range(3):
-        a.train_iteration()
-        a.step += 1
-        b.streams[0].next()  # the benchmark's two trainers read their data in step
-    b.step = a.step
-    train_speed.copy_state(a, b)
-    for _ in range(a.cfg.optim.n_critic):
-        assert b.train_iteration() == a.train_iteration()
-        a.step += 1
-        b.step += 1
-    for name, value in a.G.state_dict().items():
-        assert torch.equal(value, b.G.state_dict()[name]), name
-    for name, value in a.D.state_dict().items():
-        assert torch.equal(value, b.D.state_dict()[name]), name
+def _kernels(trainer) -> set[type]:
+    return {type(m) for net in (trainer.G, trainer.D) for m in net.modules()}
+
+
+@pytest.mark.parametrize(
+    ("flags", "norms", "convs"),
+    [
+        ({}, True, True),
+        ({"plain_norms": True}, False, True),
+        ({"plain_convs": True}, True, False),
+        ({"plain_norms": True, "plain_convs": True}, False, False),
+        ({"speed": "plain"}, False, False),
+    ],
+)
+def test_each_mode_computes_with_its_kernels(train_speed, tmp_path, flags, norms, convs):
+    """The reference computes as the release (torch's own kernels, NCHW, eager, per-tensor
+    Adam) whatever our step's settings; ours takes the preset's speed settings, --speed's
+    profile instead, and --plain-norms / --plain-convs turn off one half of speed.cpu_kernels."""
+    from stargan.accel.kernels import GroupNormInstanceNorm, SmallMapConv2d
+
+    args = bench_args(channels_last=True, g_recompute="norms", **flags)
+    ours = train_speed.make_trainer(args, "ours", str(tmp_path / "ours"))
+    ref = train_speed.make_trainer(args, "reference", str(tmp_path / "ref"))
+    assert (GroupNormInstanceNorm in _kernels(ours)) is norms
+    assert (SmallMapConv2d in _kernels(ours)) is convs
+    assert ours.cfg.speed.channels_last and ours.cfg.speed.g_recompute == "norms"
+    assert not any(k.__module__.startswith("stargan.accel") for k in _kernels(ref))
+    assert ref.cfg.speed == train_speed.SPEED_PROFILES["plain"]
+    assert ref.opt_d.param_groups[0]["foreach"] is False
+    with pytest.raises(ValueError, match="speed.winograd"):
+        train_speed.make_trainer(bench_args(winograd=True, bf16=True), "ours", str(tmp_path / "w"))
 
 
 def test_profile_accounts_for_the_step_by_kind_of_work(train_speed):

@@ -1,16 +1,19 @@
-"""run.winograd's F(4x4, 3x3) convolution (stargan.models.winograd) is the 3x3 convolution:
-values and gradients at any map size and in either memory order; WinogradConv2d is nn.Conv2d
-unless switched on, and G's selective recomputation keeps its output like a conv's."""
+"""speed.winograd's F(4x4, 3x3) convolution (stargan.accel.winograd) is the 3x3 convolution:
+values and gradients at any map size and in either memory order; G's residual convs become
+WinogradConv2d only through stargan.accel, and G's selective recomputation keeps its output
+like a conv's."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from stargan.config import ModelConfig
-from stargan.models import build_generator, winograd
-from stargan.models.blocks import WinogradConv2d, use_winograd
-from stargan.models.winograd import winograd_conv3x3
+from stargan.accel import accelerate, winograd
+from stargan.accel.kernels import WinogradConv2d, is_residual_conv, swap
+from stargan.accel.recompute import recompute
+from stargan.accel.winograd import winograd_conv3x3
+from stargan.config import ModelConfig, SpeedConfig
+from stargan.models import build_discriminator, build_generator
 
 
 @pytest.mark.parametrize("size", [(4, 4), (5, 6), (7, 9), (16, 16)])
@@ -74,23 +77,29 @@ class _Calls(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+TINY = ModelConfig(
+    image_size=16, c_dim=5, n_classes=5, g_conv_dim=8, d_conv_dim=8, g_repeat_num=2, d_repeat_num=3
+)
+
+
 def _tiny_g():
-    cfg = ModelConfig(
-        image_size=16, c_dim=5, n_classes=5, g_conv_dim=8, g_repeat_num=2, d_repeat_num=3
-    )
     torch.manual_seed(0)
-    return build_generator(cfg)
+    return build_generator(TINY)
 
 
 def test_conv_is_plain_until_switched_on_and_then_computes_the_same():
-    g = _tiny_g()
+    g, d = _tiny_g(), build_discriminator(TINY)
     x, c = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 5)
     with _Calls() as calls:
         want = g(x, c)
-    assert calls.winograd == 0  # off by default: inference, export, the presets
-    use_winograd(g, True)
+    assert calls.winograd == 0  # the paper's G: inference, export, the default speed settings
+    g_train, d_train = accelerate(
+        g, d, SpeedConfig(cpu_kernels=False, winograd=True), torch.device("cpu")
+    )
+    assert g_train is g and d_train is d  # swapped in place
     convs = [m for m in g.modules() if isinstance(m, WinogradConv2d)]
-    assert len(convs) == 4 and all(m.winograd for m in convs)  # two per residual block
+    assert len(convs) == 4  # two per residual block
+    assert not any(isinstance(m, WinogradConv2d) for m in d.modules())
     with _Calls() as calls:
         got = g(x, c)
     assert calls.winograd == 4
@@ -102,17 +111,19 @@ def test_conv_is_plain_until_switched_on_and_then_computes_the_same():
     assert list(dict(g.named_parameters())) == list(dict(_tiny_g().named_parameters()))
 
 
-@pytest.mark.parametrize("recompute", ["none", "norms"])
-def test_recomputing_norms_keeps_the_winograd_outputs(recompute):
+@pytest.mark.parametrize("mode", ["none", "norms"])
+def test_recomputing_norms_keeps_the_winograd_outputs(mode):
     """g_recompute 'norms' saves every conv's output but the first: the Winograd convs run
     once per forward, not again in backward; the gradients are the same bit for bit."""
     g = _tiny_g()
-    use_winograd(g, True)
+    assert swap(g, is_residual_conv, WinogradConv2d) == 4
+    recompute(g.main, mode)
     x, c = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 5)
     with _Calls() as calls:
-        g(x, c, recompute=recompute).square().mean().backward()
+        g(x, c).square().mean().backward()
     assert calls.winograd == 4
     grads = [p.grad.clone() for p in g.parameters()]
     g.zero_grad()
+    recompute(g.main, "none")
     g(x, c).square().mean().backward()
     assert all(torch.equal(a, p.grad) for a, p in zip(grads, g.parameters(), strict=True))

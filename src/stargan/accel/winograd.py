@@ -1,5 +1,5 @@
 """3x3 convolutions (stride 1, padding 1) by Winograd's minimal filtering F(4x4, 3x3), on the CPU
-(run.winograd).
+(speed.winograd).
 
 Why: G's residual blocks are 73 % of its arithmetic at 128 px, all 3x3 convolutions that
 oneDNN's CPU kernels compute directly (oneDNN dropped its x86 Winograd kernels in v3) at about
@@ -10,9 +10,9 @@ transformed (sums and small constant multiples), multiplied as 36 matrix product
 direct kernel's error against float64, about 1e-5 of the output's scale
 (benchmarks/winograd_conv.py), which is why it is an option. Measurements: docs/performance.md.
 
-Tensors are NHWC inside, so channels_last activations (the paper presets) are read in place and
+Tensors are NHWC inside, so channels_last activations (speed.channels_last) are read in place and
 the result is channels_last. The backward recomputes the transformed input from the saved input
-instead of keeping it (2.25x the input's size). It is a torch custom op, so run.g_recompute
+instead of keeping it (2.25x the input's size). It is a torch custom op, so speed.g_recompute
 'norms' can tell it from the ops around it and keep its output like a convolution's.
 """
 

@@ -42,11 +42,11 @@ from stargan.baselines.training import (
     BASELINE_FORMAT,
     STATE_FORMAT,
     BaselineTrainer,
-    RunFolderError,
     load_baseline,
     save_baseline,
     train,
 )
+from stargan.training.runfolder import RunFolderError
 
 __all__ = [
     "BASELINE_FORMAT",

@@ -91,6 +91,7 @@ def add_baselines_parser(subparsers: Any) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> Any:
     from stargan.baselines import BaselineConfig
     from stargan.config import ConfigError
+    from stargan.files import UnsafeFileError, parse_json
 
     flags = {
         "iters": args.iters,
@@ -118,8 +119,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
                 f"method/data, got {item!r}; fields: {sorted(d)}"
             )
         try:
-            d[key] = json.loads(raw)
-        except json.JSONDecodeError:
+            d[key] = parse_json(raw, "--set value")
+        except UnsafeFileError:
             d[key] = raw
     return BaselineConfig.from_dict(d)
 
@@ -131,6 +132,7 @@ def cmd_baselines_train(args: argparse.Namespace) -> int:
     from stargan.config import ConfigError
     from stargan.data.registry import DatasetError
     from stargan.training.checkpoint import CheckpointError
+    from stargan.training.runfolder import RunFolderError
 
     try:
         cfg = config_from_args(args)
@@ -173,7 +175,14 @@ def cmd_baselines_train(args: argparse.Namespace) -> int:
         finally:
             for sig, handler in zip(signals, before, strict=True):
                 signal.signal(sig, handler)
-    except (BaselineError, ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
+    except (
+        BaselineError,
+        ConfigError,
+        DatasetError,
+        CheckpointError,
+        RunFolderError,
+        FileNotFoundError,
+    ) as e:
         print(f"stargan: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     if status == "stopped":

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from stargan.baselines.common import BaselineError
 from stargan.data.labels import LabelSpec
-from stargan.data.synthetic import EXPRESSIONS, SynthFaces
+from stargan.data.synthfaces import EXPRESSIONS, SynthFaces
 from stargan.evaluation.classifier import (
     Judge,
     JudgeConfig,

@@ -14,7 +14,7 @@ import torch
 from stargan.baselines.common import METHODS, BaselineConfig, build_baseline
 from stargan.config import ModelConfig
 from stargan.data.labels import LabelSpec
-from stargan.data.synthetic import EXPRESSIONS
+from stargan.data.synthfaces import EXPRESSIONS
 
 PAPER_TABLE3: dict[str, dict[str, Any]] = {
     "real": {"error": 0.45},

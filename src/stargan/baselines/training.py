@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 import torch
 
-from stargan.atomic import remove_stale_temporaries
 from stargan.baselines.common import (
     METHODS,
     Baseline,
@@ -47,16 +46,12 @@ from stargan.data.labels import LabelLayout
 from stargan.data.registry import LabelledDataset, build_dataset
 from stargan.files import parse_json
 from stargan.training import checkpoint as ckpt
-from stargan.training.logging import MetricsLog
+from stargan.training.runfolder import RunFolder
 
 BASELINE_FORMAT = "stargan-baseline/1"
 STATE_FORMAT = "stargan-baseline-state/1"
 OnLog = Callable[[str, int, dict[str, float]], None]
 """(stage name, step within the stage, metrics) -> None; called every ``log_every`` steps."""
-
-
-class RunFolderError(BaselineError):
-    """The run folder holds another run and neither resume nor overwrite was asked for."""
 
 
 def _digest(module: torch.nn.Module) -> str:
@@ -128,8 +123,9 @@ class BaselineTrainer:
         self.removed_temporaries: list[Path] = []
         self._stop_requested = False
         self.out_dir = None if out_dir is None else Path(out_dir)
-        self.log = MetricsLog(self._file("metrics.jsonl")) if self.out_dir else None
-        checkpoints = self._prepare_run_folder(resume, overwrite) if self.out_dir else []
+        self.folder = None if out_dir is None else RunFolder(out_dir, keep_checkpoints)
+        self.log = None if self.folder is None else self.folder.log
+        checkpoints = self._prepare_run_folder(resume, overwrite) if self.folder else []
 
         t0 = time.perf_counter()
         self.model.prepare(self.data, self.device)
@@ -146,49 +142,28 @@ class BaselineTrainer:
 
     @property
     def checkpoint_dir(self) -> Path:
-        assert self.out_dir is not None
-        return self.out_dir / "checkpoints"
+        assert self.folder is not None
+        return self.folder.checkpoint_dir
 
     def checkpoints(self) -> list[Path]:
         """Training-state files, newest first."""
-        return sorted(self.checkpoint_dir.glob("state-*.safetensors"), reverse=True)
+        assert self.folder is not None
+        return self.folder.checkpoints()
 
     def _file(self, name: str) -> Path:
-        assert self.out_dir is not None
-        return self.out_dir / name
+        assert self.folder is not None
+        return self.folder.file(name)
 
     def _prepare_run_folder(self, resume: bool, overwrite: bool) -> list[Path]:
         """The checkpoints to resume from; [] when the run starts (over)."""
-        existing = self.checkpoints()
-        model_path, log_path = self._file("model.safetensors"), self._file("metrics.jsonl")
-        held = existing or model_path.exists() or log_path.exists()
-        if held and not (existing and resume) and not overwrite:
-            what = f"{len(existing)} checkpoint(s)" if existing else "no checkpoint"
-            hint = "--resume to continue it, " if existing else ""
-            raise RunFolderError(
-                f"{self.out_dir} already holds a run ({what}"
-                f"{', a finished model' if model_path.exists() else ''}); pass {hint}"
-                f"--overwrite to start over, or choose another --out"
-            )
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        # A kill inside a write leaves its temporary behind (no handler runs on SIGKILL).
-        self.removed_temporaries = [
-            tmp
-            for folder, name in (
-                (self.checkpoint_dir, "state-*.safetensors"),
-                (self.out_dir, "*.safetensors"),
-                (self.out_dir, "*.json*"),
-            )
-            for tmp in remove_stale_temporaries(folder, name)
-        ]
-        if existing and resume:
-            if getattr(self.model, "identity_net", False) is None:  # DIAT, none given
-                self._load_identity_net()
-            return existing
-        # Overwrite, or resume a run killed before its first checkpoint: start over.
-        for p in [*existing, model_path, log_path, self._file("identity.safetensors")]:
-            p.unlink(missing_ok=True)
-        return []
+        assert self.folder is not None
+        existing = self.folder.claim(resume, overwrite, ["model.safetensors"])
+        self.removed_temporaries = self.folder.removed_temporaries
+        if not existing:
+            self._file("identity.safetensors").unlink(missing_ok=True)  # DIAT's, trained anew
+        elif getattr(self.model, "identity_net", False) is None:  # DIAT, none given
+            self._load_identity_net()
+        return existing
 
     def _load_identity_net(self) -> None:
         from stargan.evaluation.classifier import load_judge
@@ -209,19 +184,10 @@ class BaselineTrainer:
             save_judge(judge, self._file("identity.safetensors"))
 
     def _resume_newest_valid(self, files: list[Path]) -> None:
-        errors = []
-        for path in files:
-            try:
-                self.load_state(path)
-            except ckpt.CheckpointError as e:
-                errors.append(str(e))
-                continue
-            self.resumed_from, self.skipped_checkpoints = path, errors
-            self._truncate_log()
-            return
-        raise ckpt.CheckpointError(
-            f"no valid checkpoint to resume from in {self.checkpoint_dir}:\n" + "\n".join(errors)
-        )
+        assert self.folder is not None
+        self.resumed_from = self.folder.resume(files, self.load_state)
+        self.skipped_checkpoints = self.folder.skipped_checkpoints
+        self._truncate_log()
 
     def _truncate_log(self) -> None:
         """Drop the metric lines of steps after the checkpoint: they are trained again."""
@@ -276,11 +242,7 @@ class BaselineTrainer:
         }
         path = self.checkpoint_dir / f"state-{self.step:08d}.safetensors"
         ckpt.save_tensors(path, tensors, meta)
-        # Only now that the new file is durable; and never it, even if a newer-named (invalid)
-        # file that resume skipped is still there.
-        others = [p for p in self.checkpoints() if p != path]
-        for old in others[self.keep_checkpoints - 1 :]:
-            old.unlink()
+        self.folder.retire(path)  # only now that the new file is durable
         return path
 
     def load_state(self, path: Path) -> None:

@@ -4,6 +4,6 @@ from stargan.data.registry import DatasetError, build_dataset, dataset_names, re
 
 # Format modules register themselves on import ("celeba"; "folder" and "rafd"; "table";
 # "synthfaces-celeba" and "synthfaces-rafd").
-from stargan.data import celeba, folder, synthetic, table  # noqa: F401  isort: skip
+from stargan.data import celeba, folder, synthfaces, table  # noqa: F401  isort: skip
 
 __all__ = ["DatasetError", "build_dataset", "dataset_names", "register_dataset"]

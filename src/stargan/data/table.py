@@ -109,6 +109,23 @@ def _rows(reader: Any, path: Path) -> Iterator[list[str]]:
         raise DatasetError(f"{path}:{reader.line_num}: cannot read the table ({e})") from None
 
 
+def _binary_row(
+    cells: list[str], cols: list[int], header: list[str]
+) -> tuple[list[float], str | None]:
+    """The 0/1 values of a row's attribute cells, or the first cell's problem."""
+    row = []
+    for i in cols:
+        v = cells[i].strip().lower()
+        if v not in _TRUE and v not in _FALSE:
+            shown = repr(cells[i].strip()) if cells[i].strip() else "an empty cell"
+            return row, (
+                f"non-binary value {shown} in column {header[i]!r} "
+                f"(expected 1/0, 1/-1 or true/false)"
+            )
+        row.append(1.0 if v in _TRUE else 0.0)
+    return row, None
+
+
 def parse_table(path: str | Path) -> AttributeTable:
     """Read an attribute table, reporting every problem with its line and column.
 
@@ -165,19 +182,10 @@ def parse_table(path: str | Path) -> AttributeTable:
                 f"duplicate filename {filename!r} (first listed on line {first_line[filename]})",
             )
             continue
-        row, ok = [], True
-        for i in attr_cols:
-            v = cells[i].strip().lower()
-            if v not in _TRUE and v not in _FALSE:
-                shown = repr(cells[i].strip()) if cells[i].strip() else "an empty cell"
-                problems.add(
-                    lineno,
-                    f"{filename}: non-binary value {shown} in column "
-                    f"{header[i]!r} (expected 1/0, 1/-1 or true/false)",
-                )
-                ok = False
-                break
-            row.append(1.0 if v in _TRUE else 0.0)
+        row, problem = _binary_row(cells, attr_cols, header)
+        ok = problem is None
+        if problem:
+            problems.add(lineno, f"{filename}: {problem}")
         if split_col is not None:
             s = cells[split_col].strip().lower()
             if s not in ("train", "test"):

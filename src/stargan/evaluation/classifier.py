@@ -62,9 +62,15 @@ class JudgeConfig:
     def __post_init__(self) -> None:
         if not 16 <= self.image_size <= 256:
             raise EvaluationError(f"judge image_size must be in [16, 256], got {self.image_size}")
-        if self.width < 1 or not self.blocks or min(self.blocks) < 1:
+        # At most 8 stages of 64 blocks: a judge file's config cannot make its loader build
+        # millions of layers (ResNet-18 is 4 stages of 2).
+        if not (
+            1 <= self.width <= 4096
+            and 1 <= len(self.blocks) <= 8
+            and all(isinstance(n, int) and 1 <= n <= 64 for n in self.blocks)
+        ):
             raise EvaluationError(
-                f"judge width must be >= 1 and blocks a non-empty tuple of counts >= 1, got "
+                f"judge width must be in [1, 4096] and blocks 1-8 counts in [1, 64], got "
                 f"width={self.width}, blocks={self.blocks}"
             )
         if self.stem not in typing.get_args(Stem):
@@ -465,7 +471,8 @@ def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
         info = parse_json(meta.get("info", "{}"))
     except (KeyError, TypeError, ValueError) as e:
         raise ckpt.CheckpointError(f"{path}: missing or malformed judge metadata ({e})") from None
-    judge = Judge(cfg, layout)
+    with torch.device("meta"):  # no memory until the file's tensors are found to fit
+        judge = Judge(cfg, layout)
     ckpt.load_module_weights(judge, tensors, "", path)
     judge.info = info
     return judge.to(device).eval()

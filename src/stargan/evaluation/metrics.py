@@ -149,7 +149,7 @@ def ground_truth_fn(dataset: LabelledDataset, spec: LabelSpec, same: bool) -> Tr
         return lambda idx, name, lab: torch.stack(
             [base.counterfactual(inner(i), lab[r]) for r, i in enumerate(idx)]
         )
-    from stargan.data import synthetic
+    from stargan.data import synthfaces as synthetic
 
     if not isinstance(base, synthetic.SynthFaces):
         return None

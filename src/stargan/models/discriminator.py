@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from stargan.config import ModelConfig
-from stargan.models.blocks import SmallMapConv2d, check_images
+from stargan.models.blocks import check_images
 
 
 def discriminator_trunk(conv_dim: int, repeat_num: int) -> tuple[nn.Sequential, int]:
@@ -16,10 +16,9 @@ def discriminator_trunk(conv_dim: int, repeat_num: int) -> tuple[nn.Sequential, 
     Also the trunk of the pairwise baselines' D (``stargan.baselines.networks``).
     """
     dim = conv_dim
-    # SmallMapConv2d is nn.Conv2d, computed as one GEMM where the map gets tiny (CPU).
-    layers: list[nn.Module] = [SmallMapConv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.01)]
+    layers: list[nn.Module] = [nn.Conv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.01)]
     for _ in range(repeat_num - 1):
-        layers += [SmallMapConv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
+        layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
         dim *= 2
     return nn.Sequential(*layers), dim
 

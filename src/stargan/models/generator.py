@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
-
 import torch
 from torch import nn
-from torch.utils.checkpoint import (
-    CheckpointPolicy,
-    checkpoint,
-    create_selective_checkpoint_contexts,
-    noop_context_fn,
-)
 
-from stargan.config import GRecompute, ModelConfig
+from stargan.config import ModelConfig
 from stargan.models.blocks import ResidualBlock, check_images, instance_norm
 
 
@@ -25,7 +16,7 @@ def generator_layers(
     residual blocks and the decoder (two transposed convs), each conv bias-free and followed
     by instance norm and ReLU. Returns the layers and the width they end at. The ReLUs are
     not in place (the release's are): an in-place ReLU on a recomputed instance norm's output
-    makes selective checkpointing (run.g_recompute 'norms') keep both, not just the conv's.
+    makes selective checkpointing (speed.g_recompute 'norms') keep both, not just the conv's.
 
     Also builds the label-free G of the pairwise baselines (``stargan.baselines.networks``,
     ``in_channels`` 3), so their nets stay StarGAN's layer for layer.
@@ -52,35 +43,6 @@ def generator_layers(
         ]
         dim //= 2
     return layers, dim
-
-
-def _keep_conv_outputs(
-    first_conv: torch.Size, _ctx: object, op: object, *args: torch.Tensor, **_kwargs: object
-) -> CheckpointPolicy:
-    """Selective checkpointing policy: a convolution's output is kept, everything after it
-    (instance norm, ReLU: memory-bound, cheap to redo) is recomputed in backward. Half of G's
-    activations, for about one instance-norm forward more per pass.
-
-    The first conv (its weight shaped ``first_conv``) is redone too: it reads G's few input
-    channels and writes one of its widest maps (64 MiB per pass at 128 px, batch 16) for about
-    1 % of G's arithmetic."""
-    if op is torch.ops.stargan.winograd_conv3x3.default:  # run.winograd's residual convs
-        return CheckpointPolicy.MUST_SAVE
-    if op is torch.ops.aten.convolution.default and args[1].shape != first_conv:
-        return CheckpointPolicy.MUST_SAVE
-    return CheckpointPolicy.PREFER_RECOMPUTE
-
-
-def _recompute_spans(layers: list[nn.Module]) -> list[slice]:
-    """G's layers cut after each of its top-level convs but the first, for run.g_recompute
-    'norms' (one checkpoint per span).
-
-    Each span but the first starts at a kept conv output and ends at the next, so it keeps no
-    input of its own (the first keeps G's input). The residual blocks stay inside one span:
-    cutting after each would keep their sums, which are recomputed now."""
-    convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
-    bounds = [0, *(i + 1 for i in convs[1:] if i + 1 < len(layers)), len(layers)]
-    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 class Generator(nn.Module):
@@ -112,26 +74,16 @@ class Generator(nn.Module):
                 out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -4.0]))  # mask ~0.02: nearly closed
             layers.append(out)
         self.main = nn.Sequential(*layers)
-        self._spans = _recompute_spans(layers)
-        self._save_convs = functools.partial(
-            create_selective_checkpoint_contexts,
-            functools.partial(_keep_conv_outputs, layers[0].weight.shape),
-        )
 
     def forward(
         self,
         x: torch.Tensor,
         c: torch.Tensor,
         return_attention: bool = False,
-        recompute: GRecompute = "none",
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """x: [N, 3, S, S] in [-1, 1]; c: [N, c_dim] -> [N, 3, S, S] (in [-1, 1] unless
         g_output is 'residual', whose sums may overshoot; consumers clamp for display).
-        With ``return_attention`` (g_output 'mask' only), also the mask [N, 1, S, S] in (0, 1).
-        ``recompute`` (run.g_recompute) trades the activations kept for backward against
-        recomputing them then: 'none' keeps them all, 'norms' keeps only the convolutions'
-        outputs (instance norms and ReLUs are redone), 'all' keeps only the input. The result
-        and its gradients are the same, bit for bit."""
+        With ``return_attention`` (g_output 'mask' only), also the mask [N, 1, S, S] in (0, 1)."""
         if return_attention and self.output != "mask":
             raise ValueError(f"only g_output 'mask' has an attention mask, not {self.output!r}")
         check_images(x, self.image_size, "Generator")
@@ -142,23 +94,7 @@ class Generator(nn.Module):
             )
         # Tile the label over every pixel so each conv sees the target domain.
         c_map = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-        inputs = torch.cat([x, c_map], dim=1)
-        if recompute != "none" and torch.is_grad_enabled():
-            # Non-reentrant: works under DDP (the recompute runs inside this module's backward,
-            # not through DDP's forward again). G draws no random numbers, so no RNG state
-            # is saved (5 KB per checkpoint).
-            redo = functools.partial(checkpoint, use_reentrant=False, preserve_rng_state=False)
-            if recompute == "all":
-                out = redo(self.main, inputs, context_fn=noop_context_fn)
-            else:
-                # One checkpoint per span: backward rebuilds one span's norms and ReLUs at a
-                # time, not all of G's at once as its backward begins (303 MiB less at the
-                # paper step's peak, docs/performance.md).
-                out = inputs
-                for span in self._spans:
-                    out = redo(self.main[span], out, context_fn=self._save_convs)
-        else:
-            out = self.main(inputs)
+        out = self.main(torch.cat([x, c_map], dim=1))
         if self.output == "residual":
             return x + out
         if self.output == "mask":

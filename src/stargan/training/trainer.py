@@ -8,34 +8,52 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader
 
-from stargan import losses
-from stargan.atomic import remove_stale_temporaries
+from stargan import accel, losses
 from stargan.config import SHIPPED_JUDGE, ConfigError, TrainConfig
 from stargan.data.labels import LabelLayout, permute_targets
 from stargan.data.registry import DatasetError, LabelledDataset, build_dataset
 from stargan.files import parse_json
 from stargan.models import build_discriminator, build_generator
-from stargan.models.blocks import use_winograd
 from stargan.training import checkpoint as ckpt
 from stargan.training import distributed
-from stargan.training.logging import Callback, MetricsLog, TensorBoardCallback
+from stargan.training.logging import Callback, TensorBoardCallback
+from stargan.training.runfolder import RunFolder
 from stargan.training.schedule import lr_at
 
 
-class RunFolderError(RuntimeError):
-    """The run folder holds another run and neither resume nor overwrite was asked for."""
+class Draws(NamedTuple):
+    """One training step's random draws for this rank's share of the batch."""
+
+    flips: torch.Tensor | None  # [N] bool: mirror these images (None: no flips)
+    label_trg: torch.Tensor  # [N, n_k] target labels
+    alpha: torch.Tensor  # [N] interpolation weights of the gradient penalty
+
+    @staticmethod
+    def mirror(x: torch.Tensor, flips: torch.Tensor | None) -> torch.Tensor:
+        """x [N, 3, S, S] with the images where ``flips`` is set mirrored left to right."""
+        return x if flips is None else torch.where(flips[:, None, None, None], x.flip(3), x)
+
+
+@contextlib.contextmanager
+def frozen(net: torch.nn.Module) -> Iterator[None]:
+    """``net``'s parameters take no gradients inside (G's update passes through D)."""
+    net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        net.requires_grad_(True)
 
 
 class NonFiniteError(RuntimeError):
@@ -172,28 +190,7 @@ class Trainer:
                 f"divisible by the number of ranks ({self.dist.world_size})"
             )
         self.device = distributed.device_for(cfg.run.device, self.dist)
-        if (
-            cfg.run.precision == "bf16"
-            and self.device.type == "cuda"
-            and not torch.cuda.is_bf16_supported()
-        ):
-            raise ConfigError(
-                f"run.precision 'bf16': {torch.cuda.get_device_name(self.device)} has no bf16 "
-                f"arithmetic (GPUs from Ampere on do); use --precision fp32"
-            )
-        if cfg.run.winograd and self.device.type != "cpu":
-            raise ConfigError(
-                f"run.winograd is a CPU kernel, and this run trains on {self.device}, where "
-                f"cuDNN picks its own convolution algorithms (--cudnn-benchmark in the "
-                f"benchmarks): pass --no-winograd"
-            )
-        cxx = os.environ.get("CXX") or "g++"  # the compiler TorchInductor runs on the CPU
-        if cfg.run.compile_g and self.device.type == "cpu" and not shutil.which(cxx):
-            raise ConfigError(
-                f"run.compile_g: torch.compile turns G into C++ on the CPU, and the compiler "
-                f"{cxx!r} ($CXX, else g++) is not on PATH; install one (Debian: apt install "
-                f"g++) or pass --no-compile-g"
-            )
+        accel.check(cfg.speed, self.device)
         self.callbacks = list(callbacks) if self.dist.is_main else []
         if cfg.run.tensorboard and self.dist.is_main:
             self.callbacks.append(TensorBoardCallback(self.out_dir / "tensorboard"))
@@ -201,13 +198,10 @@ class Trainer:
             torch.set_num_threads(cfg.run.num_threads)
 
         torch.manual_seed(cfg.run.seed)
-        # Weights in NHWC (run.channels_last) make every convolution's output NHWC too, so the
-        # whole graph runs in that order (inputs are converted by their first conv).
-        memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
-        self.G = build_generator(model_cfg).to(self.device, memory_format=memory_format)
-        self.D = build_discriminator(model_cfg).to(self.device, memory_format=memory_format)
-        if cfg.run.winograd:
-            use_winograd(self.G, True)
+        # The paper's networks, then the speed settings applied from outside (stargan.accel):
+        # G_train and D_train are what the training passes call (autocast, compiled, DDP).
+        self.G, self.D = build_generator(model_cfg), build_discriminator(model_cfg)
+        G_train, self.D_fwd = accel.accelerate(self.G, self.D, cfg.speed, self.device)
         o = cfg.optim
         # Fused Adam: the same update in one kernel per device instead of the default per-tensor
         # loop (5x faster on D's 44.8 M parameters on a CPU: docs/performance.md).
@@ -226,7 +220,8 @@ class Trainer:
             )
             for k, (ds, d) in enumerate(zip(self.datasets, cfg.data, strict=True))
         ]
-        self.log = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.folder = RunFolder(self.out_dir, cfg.run.keep_checkpoints)
+        self.log = self.folder.log
         self.train_seconds = 0.0  # training time alone (no eval, sampling or saving), resumed
         self.evaluate = (
             self._periodic_evaluation() if cfg.run.eval_every and self.dist.is_main else None
@@ -235,17 +230,12 @@ class Trainer:
         self._fixed_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._prepare_run_folder(resume, overwrite)
         distributed.check_same_value(self.dist, "the step to resume from", self.step)
-        # The forwards whose backward updates a net go through these: DDP wrappers under
-        # torchrun (gradients averaged over ranks during backward), else G and D themselves.
-        # Everything else (checkpoints, samples, evaluation, G's pass through D) uses the bare
-        # modules, so parameter names never gain a "module." prefix.
-        self.G_train = distributed.wrap(self.dist, self.G)
-        if cfg.run.compile_g:
-            # A compiled view of the same module: parameters are shared, so checkpoints,
-            # samples and evaluation keep using the bare G, eager. Graphs are made at first
-            # use, one per kind of call (with and without autograd).
-            self.G_train = torch.compile(self.G_train)
-        self.D_train = distributed.wrap(self.dist, self.D)
+        # The forwards whose backward updates a net go through DDP wrappers under torchrun
+        # (gradients averaged over ranks during backward). G's pass through D updates nothing
+        # of D and uses D_fwd without DDP; checkpoints, samples and evaluation use the bare G
+        # and D, so parameter names never gain a "module." prefix.
+        self.G_train = distributed.wrap(self.dist, G_train)
+        self.D_train = distributed.wrap(self.dist, self.D_fwd)
 
     def _periodic_evaluation(self) -> Callable[[Trainer, int], dict[str, float]]:
         from stargan.evaluation import (
@@ -273,60 +263,27 @@ class Trainer:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.out_dir / "checkpoints"
+        return self.folder.checkpoint_dir
 
     def checkpoints(self) -> list[Path]:
         """Training-state files, newest first."""
-        return sorted(self.checkpoint_dir.glob("state-*.safetensors"), reverse=True)
+        return self.folder.checkpoints()
 
     def _prepare_run_folder(self, resume: ResumeMode, overwrite: bool) -> None:
-        existing = self.checkpoints()
-        if existing and resume == "auto":
-            self._resume_newest_valid(existing)
-        elif (existing or self.log.path.exists()) and not overwrite and resume != "auto":
-            raise RunFolderError(
-                f"{self.out_dir} already holds a run ({len(existing)} checkpoint(s)); pass "
-                f"--resume to continue it, --overwrite to start over, or choose another --out"
-            )
-        elif not self.dist.is_main:
-            pass  # rank 0 starts the folder over
+        outputs = ["model.safetensors"]
+        if not self.dist.is_main:  # rank 0 alone writes; every rank resumes
+            existing = self.folder.check(resume == "auto", overwrite, outputs)[0]
+            existing = existing if resume == "auto" else []
         else:
-            # Overwrite, or resume a run stopped before its first checkpoint: start over.
-            for p in existing:
-                p.unlink()
-            self.log.path.unlink(missing_ok=True)
-        self.removed_temporaries: list[Path] = []
-        if not self.dist.is_main:
-            return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        # A kill inside a write leaves its temporary behind (no handler runs on SIGKILL).
-        ours = [
-            (self.out_dir, "config.json"),
-            (self.out_dir, "model.safetensors"),
-            (self.out_dir, self.log.path.name),
-            (self.checkpoint_dir, "state-*.safetensors"),
-            (self.out_dir / "samples", "step-*.png"),
-        ]
-        self.removed_temporaries = [
-            tmp for folder, name in ours for tmp in remove_stale_temporaries(folder, name)
-        ]
-        ckpt.atomic_write_bytes(self.out_dir / "config.json", self.cfg.to_json().encode())
-
-    def _resume_newest_valid(self, files: list[Path]) -> None:
-        errors = []
-        for path in files:
-            try:
-                self.load_state(path)
-            except ckpt.CheckpointError as e:
-                errors.append(str(e))
-                continue
-            self.resumed_from, self.skipped_checkpoints = path, errors
+            existing = self.folder.claim(resume == "auto", overwrite, outputs)
+            ckpt.atomic_write_bytes(self.folder.file("config.json"), self.cfg.to_json().encode())
+        if existing:
+            self.folder.resume(existing, self.load_state)
             if self.dist.is_main:
                 self.log.truncate_after(self.step)
-            return
-        raise ckpt.CheckpointError(
-            f"no valid checkpoint to resume from in {self.checkpoint_dir}:\n" + "\n".join(errors)
-        )
+        self.resumed_from = self.folder.resumed_from
+        self.skipped_checkpoints = self.folder.skipped_checkpoints
+        self.removed_temporaries = self.folder.removed_temporaries
 
     def save_state(self) -> Path:
         """Rank 0 writes the training state (every rank returns its path); under torchrun
@@ -372,11 +329,7 @@ class Trainer:
             train_config=self.cfg,
             discriminator=self.D,
         )
-        # Only now that the new file is durable; and never it, even if a newer-named (invalid)
-        # file that resume skipped is still there.
-        others = [p for p in self.checkpoints() if p != path]
-        for old in others[self.cfg.run.keep_checkpoints - 1 :]:
-            old.unlink()
+        self.folder.retire(path)  # only now that the new file is durable
 
     def load_state(self, path: Path) -> None:
         tensors, meta = ckpt.load_tensors(path, ckpt.STATE_FORMAT)
@@ -463,19 +416,6 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr_at(base, self.step, o)
 
-    def forward(
-        self, net: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]], *inputs, **kwargs
-    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        """``net(*inputs, **kwargs)`` in the run's precision (run.precision), its outputs in
-        fp32 for the losses. Backward passes, the gradient penalty's included, run outside
-        autocast, as torch recommends: each op's backward takes its forward's dtype anyway."""
-        with torch.autocast(
-            self.device.type, torch.bfloat16, enabled=self.cfg.run.precision == "bf16"
-        ):
-            out = net(*inputs, **kwargs)
-        # .float() returns an fp32 tensor itself: the fp32 path computes exactly as before.
-        return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
-
     def train_iteration(self) -> dict[str, float]:
         """One iteration: per dataset, ``ratio`` D updates, each followed by a G update
         when ``(step + 1) % n_critic == 0`` (the official alternation)."""
@@ -497,12 +437,30 @@ class Trainer:
                 metrics.update({f"{tag}{name}": v for name, v in step_metrics.items()})
         return metrics
 
-    def _flip(self, x: torch.Tensor) -> torch.Tensor:
-        """Mirror a random half of the batch (drawn for the global batch, see train_step)."""
-        n_global = x.shape[0] * self.dist.world_size if self.dist.active else x.shape[0]
-        mine = self.dist.shard(self.cfg.optim.batch_size) if self.dist.active else slice(None)
-        flips = (torch.rand(n_global, generator=self.rng) < 0.5)[mine]
-        return torch.where(flips[:, None, None, None], x.flip(3), x)
+    def draw(self, label_org: torch.Tensor, flip: bool) -> Draws:
+        """This step's random draws: flips, target labels (the global batch's labels permuted)
+        and the gradient penalty's interpolation weights.
+
+        Under torchrun each rank holds a slice of the global batch; every draw is made for the
+        global batch on every rank (same generator, same order) and sliced, so N ranks compute
+        exactly what one process would."""
+        n_global, mine = self._share(label_org.shape[0])
+        flips = self._flips(label_org.shape[0]) if flip else None
+        all_labels = distributed.all_gather_rows(self.dist, label_org)
+        label_trg = permute_targets(all_labels, self.rng)[mine]
+        alpha = torch.rand(n_global, generator=self.rng)[mine]
+        return Draws(flips, label_trg, alpha)
+
+    def _share(self, n: int) -> tuple[int, slice]:
+        """(global batch size, this rank's slice of it) for a local batch of n."""
+        if not self.dist.active:
+            return n, slice(None)
+        return n * self.dist.world_size, self.dist.shard(self.cfg.optim.batch_size)
+
+    def _flips(self, n: int) -> torch.Tensor:
+        """Which of this rank's n images to mirror: a random half of the global batch."""
+        n_global, mine = self._share(n)
+        return (torch.rand(n_global, generator=self.rng) < 0.5)[mine]
 
     def warmup_step(
         self, k: int, x_real: torch.Tensor, label_org: torch.Tensor, flip: bool = False
@@ -514,99 +472,51 @@ class Trainer:
         an attribute is that classifier, then learns nothing; see docs/results.md."""
         spec, part = self.layout.specs[k], self.layout.slice(k)
         if flip:
-            x_real = self._flip(x_real)
+            x_real = Draws.mirror(x_real, self._flips(x_real.shape[0]))
         x_real, label_org = x_real.to(self.device, non_blocking=True), label_org.to(self.device)
-        src, cls = self.forward(self.D_train, x_real)
+        src, cls = self.D_train(x_real)
         terms = {"D/cls": losses.classification_loss(spec.kind, cls[:, part], label_org)}
-        metrics = distributed.average_scalars(self.dist, terms)
         # The source head takes part with weight 0: DDP requires every parameter to get a
         # gradient in each backward, and one process must do exactly what N ranks do.
         loss = self.cfg.loss.lambda_cls * terms["D/cls"] + 0.0 * src.sum()
-        self._apply(self.opt_d, self.D, loss, metrics, "D")
-        return metrics
+        return self._apply(self.opt_d, self.D, loss, terms, "D")
 
     def train_step(
-        self,
-        k: int,
-        x_real: torch.Tensor,
-        label_org: torch.Tensor,
-        update_g: bool,
-        flip: bool = False,
+        self, k: int, x_real: Tensor, label_org: Tensor, update_g: bool, flip: bool = False
     ) -> dict[str, float]:
-        """A D update on dataset k's batch, then a G update if ``update_g``."""
-        lc = self.cfg.loss
-        spec, part = self.layout.specs[k], self.layout.slice(k)
-        # Under torchrun x_real is this rank's slice of the global batch. The random draws are
-        # made for the global batch on every rank (same generator) and sliced, so N ranks
-        # compute what one process would; the targets permute the global batch's labels.
-        mine = self.dist.shard(self.cfg.optim.batch_size) if self.dist.active else slice(None)
-        n = x_real.shape[0]
-        n_global = n * self.dist.world_size if self.dist.active else n
-        if flip:
-            x_real = self._flip(x_real)
-        label_trg = permute_targets(distributed.all_gather_rows(self.dist, label_org), self.rng)
-        label_trg = label_trg[mine]
-        alpha = torch.rand(n_global, generator=self.rng)[mine]
-        x_real = x_real.to(self.device, non_blocking=True)
-        label_org, label_trg = label_org.to(self.device), label_trg.to(self.device)
+        """Algorithm 1 of the official code for dataset k's batch: a D update, then a G update
+        if ``update_g`` (every n_critic-th iteration)."""
+        spec, part, lc = self.layout.specs[k], self.layout.slice(k), self.cfg.loss
+        draws = self.draw(label_org, flip)
+        x_real = draws.mirror(x_real, draws.flips).to(self.device, non_blocking=True)
+        label_org, label_trg = label_org.to(self.device), draws.label_trg.to(self.device)
         c_org, c_trg = self.layout.embed(k, label_org), self.layout.embed(k, label_trg)
+        per_loss = {"kind": spec.kind, "part": part, "cfg": lc}
 
-        # Update D on real, fake and interpolated images. G's graph is kept only when G is
-        # updated this iteration: its step then reuses this very translation (G is unchanged).
+        # Translate once. G's graph is kept only when G is updated: its step reuses x_fake.
         attention = None  # G's mask, when its mean is penalised (loss.lambda_mask)
-        recompute = self.cfg.run.g_recompute
         with torch.set_grad_enabled(update_g):
             if update_g and lc.lambda_mask:
-                x_fake, attention = self.forward(
-                    self.G_train, x_real, c_trg, return_attention=True, recompute=recompute
-                )
+                x_fake, attention = self.G_train(x_real, c_trg, return_attention=True)
             else:
-                x_fake = self.forward(self.G_train, x_real, c_trg, recompute=recompute)
-        src, cls = self.forward(self.D_train, torch.cat([x_real, x_fake.detach()]))
-        src_real, src_fake = src[:n], src[n:]
-        terms = {
-            "D/adv": losses.d_adversarial_loss(lc.adversarial, src_real, src_fake),
-            "D/cls": losses.classification_loss(spec.kind, cls[:n, part], label_org),
-        }
-        d_loss = terms["D/adv"] + lc.lambda_cls * terms["D/cls"]
-        if lc.adversarial == "wgan-gp":
-            x_hat = losses.interpolate(x_real, x_fake, alpha.to(self.device))
-            terms["D/gp"] = losses.gradient_penalty(self.forward(self.D_train, x_hat)[0], x_hat)
-            d_loss = d_loss + lc.lambda_gp * terms["D/gp"]
-        terms["D/loss"] = d_loss
-        metrics = distributed.average_scalars(self.dist, terms)
-        self._apply(self.opt_d, self.D, d_loss, metrics, "D")
+                x_fake = self.G_train(x_real, c_trg)
+
+        # Update D on real, fake and interpolated images.
+        alpha = draws.alpha.to(self.device)
+        d_loss, terms = losses.discriminator_loss(
+            self.D_train, x_real, x_fake, label_org, alpha, **per_loss
+        )
+        metrics = self._apply(self.opt_d, self.D, d_loss, terms, "D")
         if not update_g:
             return metrics
 
-        # Update G through the updated D; D's weights need no gradients here, so the bare D
-        # (no DDP bookkeeping for a pass that updates nothing of D).
-        self.D.requires_grad_(False)
-        try:
-            src_fake, cls_fake = self.forward(self.D, x_fake)
-            x_rec = self.forward(self.G_train, x_fake, c_org, recompute=recompute)
-            terms = {
-                "G/adv": losses.g_adversarial_loss(lc.adversarial, src_fake),
-                "G/cls": losses.classification_loss(spec.kind, cls_fake[:, part], label_trg),
-                "G/rec": losses.reconstruction_loss(x_real, x_rec),
-            }
-            g_loss = (
-                terms["G/adv"] + lc.lambda_cls * terms["G/cls"] + lc.lambda_rec * terms["G/rec"]
-            )
-            if attention is not None:
-                terms["G/mask"] = attention.mean()
-                g_loss = g_loss + lc.lambda_mask * terms["G/mask"]
-            if lc.lambda_id:
-                terms["G/id"] = losses.reconstruction_loss(
-                    x_real, self.forward(self.G_train, x_real, c_org, recompute=recompute)
-                )
-                g_loss = g_loss + lc.lambda_id * terms["G/id"]
-            terms["G/loss"] = g_loss
-            g_metrics = distributed.average_scalars(self.dist, terms)
-            self._apply(self.opt_g, self.G, g_loss, g_metrics, "G")
-        finally:
-            self.D.requires_grad_(True)
-        metrics.update(g_metrics)
+        # Update G through the updated D, whose weights need no gradients here.
+        with frozen(self.D):
+            g_loss, terms = losses.generator_loss(
+                self.G_train, self.D_fwd, x_real, x_fake, c_org, label_trg,
+                attention=attention, **per_loss,
+            )  # fmt: skip
+            metrics |= self._apply(self.opt_g, self.G, g_loss, terms, "G")
         return metrics
 
     def _apply(
@@ -614,11 +524,13 @@ class Trainer:
         opt: torch.optim.Optimizer,
         net: torch.nn.Module,
         loss: torch.Tensor,
-        metrics: dict[str, float],
+        terms: dict[str, torch.Tensor],
         who: str,
-    ) -> None:
+    ) -> dict[str, float]:
         """Backward and step, unless a loss term or a gradient is NaN/Inf: then the update is
-        not applied and the run stops (or, with on_nonfinite='skip', goes on without it)."""
+        not applied and the run stops (or, with on_nonfinite='skip', goes on without it).
+        Returns the terms as floats, averaged over ranks under torchrun."""
+        metrics = distributed.average_scalars(self.dist, terms)
         bad = [f"loss term {k} is {v}" for k, v in metrics.items() if not math.isfinite(v)]
         if not bad:
             loss.backward()  # under torchrun DDP has averaged the gradients when this returns
@@ -632,10 +544,10 @@ class Trainer:
         # otherwise stay resident through G's update, at its memory peak.
         opt.zero_grad(set_to_none=True)
         if not bad:
-            return
+            return metrics
         metrics[f"{who}/skipped"] = 1.0
         if self.cfg.run.on_nonfinite == "skip":
-            return
+            return metrics
         raise NonFiniteError(
             f"{'; '.join(bad)} at step {self.step}: the update was not applied and the last "
             f"checkpoint in {self.checkpoint_dir} is intact. Lower the learning rates, check "

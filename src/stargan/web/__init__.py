@@ -1,6 +1,7 @@
 """The web demo (``stargan serve``): a FastAPI app and its single page.
 
-Needs the optional packages of ``pip install 'stargan[web]'``.
+:mod:`stargan.web.server` runs it under uvicorn, guarded against slow, idle and too many
+clients. Needs the optional packages of ``pip install 'stargan[web]'``.
 """
 
 from stargan.web.app import ApiError, Limits, create_app

@@ -51,6 +51,8 @@ MAX_FIELD_BYTES = 64 << 10
 """Largest non-file multipart field (targets JSON and the like)."""
 MAX_INTENSITY = 10.0
 """Target values are limited to [-MAX_INTENSITY, MAX_INTENSITY]."""
+FIELDS = ("image", "sample", "targets", "source", "face_crop", "all_labels")
+"""The fields POST /api/translate takes; any other is refused (400), not ignored."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,10 @@ class Limits:
         for name in ("max_body_bytes", "max_pixels", "workers", "max_targets", "retry_after_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Limits.{name} must be >= 1, got {getattr(self, name)}")
-        if self.queue < 0 or not self.timeout_s > 0:
+        if self.queue < 0 or not 0 < self.timeout_s < math.inf:
             raise ValueError(
-                f"Limits.queue must be >= 0 and timeout_s > 0, got {self.queue}, {self.timeout_s}"
+                f"Limits.queue must be >= 0 and timeout_s positive and finite, got {self.queue}, "
+                f"{self.timeout_s}"
             )
 
 
@@ -121,7 +124,7 @@ def data_url(image: torch.Tensor | Any) -> str:
 
 def render_samples(count: int = 6, size: int = 128) -> dict[str, bytes]:
     """Sample faces for the page: SynthFaces (celeba style, seeded) as PNG bytes."""
-    from stargan.data.synthetic import SynthFaces
+    from stargan.data.synthfaces import SynthFaces
 
     faces = SynthFaces("celeba", size=size, n=count, seed=7)
     out = {}
@@ -184,14 +187,28 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[bytes, di
     return fields
 
 
+def _shown(value: Any) -> str:
+    """A client's value for an error message: short, and never a nested container's repr."""
+    if isinstance(value, dict | list):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text)} characters)"
+
+
 def _json_field(raw: Any, what: str, default: Any) -> Any:
     if raw in (None, b"", ""):
         return default
     if isinstance(raw, bytes | str):
         try:
             return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, f"{what} must be JSON") from None
+        except RecursionError:
+            raise ApiError(400, f"{what} must be JSON nested less deeply") from None
+        except json.JSONDecodeError as e:
+            raise ApiError(400, f"{what} must be JSON ({e.msg} at {e.lineno}:{e.colno})") from None
+        except UnicodeDecodeError:
+            raise ApiError(400, f"{what} must be JSON in UTF-8") from None
+        except ValueError:  # Python refuses to parse integers of over 4300 digits
+            raise ApiError(400, f"{what} must be JSON with numbers of fewer digits") from None
     return raw
 
 
@@ -201,20 +218,38 @@ def _number_map(raw: Any, what: str) -> dict[str, float]:
     out = {}
     for name, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ApiError(400, f"{what}: {name!r} must be a number, got {value!r}")
-        if not math.isfinite(value) or abs(value) > MAX_INTENSITY:
-            raise ApiError(400, f"{what}: {name!r} must be within +-{MAX_INTENSITY:g}")
+            raise ApiError(400, f"{what}: {_shown(name)} must be a number, got {_shown(value)}")
+        # Compared, not converted: float() of a 4000-digit integer overflows; NaN fails too.
+        if not abs(value) <= MAX_INTENSITY:
+            raise ApiError(400, f"{what}: {_shown(name)} must be within +-{MAX_INTENSITY:g}")
         out[str(name)] = float(value)
     return out
 
 
-def _flag(raw: Any, default: bool) -> bool:
-    if raw in (None, b"", ""):
-        return default
+def _text(raw: Any, what: str) -> str | None:
+    """A string field: JSON gives str, multipart gives bytes (UTF-8); empty means absent."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, f"{what} must be UTF-8 text") from None
+    if raw is not None and not isinstance(raw, str):
+        raise ApiError(400, f"{what} must be a string, got {_shown(raw)}")
+    return raw or None
+
+
+def _flag(raw: Any, what: str, default: bool) -> bool:
     if isinstance(raw, bool):
         return raw
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    return text.strip().lower() in ("1", "true", "on", "yes")
+    if raw is not None and not isinstance(raw, str | bytes):
+        raise ApiError(400, f"{what} must be true or false, got {_shown(raw)}")
+    text = _text(raw, what)
+    if text is None:
+        return default
+    word = text.strip().lower()
+    if word in ("1", "true", "on", "yes", "0", "false", "off", "no"):
+        return word in ("1", "true", "on", "yes")
+    raise ApiError(400, f"{what} must be true or false, got {_shown(text)}")
 
 
 class Translator:
@@ -232,9 +267,16 @@ class Translator:
         self, fields: Mapping[str, Any], upload: tuple[bytes, dict[str, str]] | None
     ) -> Job:
         """Validate a request's fields (from multipart or JSON) into a :class:`Job`."""
-        sample = fields.get("sample")
-        if isinstance(sample, bytes):
-            sample = sample.decode("utf-8", "replace")
+        unknown = sorted(set(fields) - set(FIELDS))
+        if unknown:
+            raise ApiError(
+                400,
+                f"unknown field(s) {', '.join(_shown(k) for k in unknown[:5])}; the fields are "
+                f"{', '.join(FIELDS)}",
+            )
+        if "image" in fields:  # only JSON bodies get here with one: multipart pops the upload
+            raise ApiError(400, "send an image as a multipart/form-data upload, not in JSON")
+        sample = _text(fields.get("sample"), "sample")
         if upload is not None and sample:
             raise ApiError(400, "send either an image file or a sample id, not both")
         if upload is not None:
@@ -249,7 +291,9 @@ class Translator:
             image, name = data, headers.get("filename") or "upload"
         elif sample:
             if sample not in self.samples:
-                raise ApiError(404, f"no sample {sample!r}; choose one of {sorted(self.samples)}")
+                raise ApiError(
+                    404, f"no sample {_shown(sample)}; choose one of {sorted(self.samples)}"
+                )
             image, name = self.samples[sample], str(sample)
         else:
             raise ApiError(400, "send an image file (field 'image') or a sample id ('sample')")
@@ -273,8 +317,8 @@ class Translator:
             name=name[:100],
             targets=[t for t in parsed if t],
             source=source,
-            face_crop=_flag(fields.get("face_crop"), False),
-            all_labels=_flag(fields.get("all_labels"), True),
+            face_crop=_flag(fields.get("face_crop"), "face_crop", False),
+            all_labels=_flag(fields.get("all_labels"), "all_labels", True),
         )
 
     def run(self, job: Job) -> dict[str, Any]:
@@ -371,13 +415,61 @@ async def read_body(request: Any, limit: int) -> bytes:
                 raise too_big
         except ValueError:
             raise ApiError(400, "invalid Content-Length") from None
+    from starlette.requests import ClientDisconnect
+
     chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise too_big
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise too_big
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left, or the server cut a body that came too slowly: nobody to answer,
+        # and nothing for the log (an attacker could fill it).
+        raise ApiError(400, "the connection closed before the body arrived") from None
     return b"".join(chunks)
+
+
+def _install_error_handlers(app: Any) -> None:
+    """Every error a JSON {"error": message}; an unexpected one logged and a bare 500."""
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Any:
+        return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Any, exc: ApiError) -> Any:
+        return error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Any, exc: HTTPException) -> Any:
+        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Any, exc: Exception) -> Any:
+        log.exception("internal error on %s", request.url.path)
+        return error(500, "internal error; the server log has the details")
+
+
+async def _request_fields(request: Any, limits: Limits) -> tuple[dict[str, Any], Any]:
+    """(fields, uploaded image part or None) of a translate request, JSON or multipart."""
+    ctype = request.headers.get("content-type", "")
+    kind = ctype.split(";")[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/json"):
+        raise ApiError(
+            415, "send multipart/form-data (an image upload) or application/json (a sample)"
+        )
+    body = await read_body(request, limits.max_body_bytes)
+    if kind == "application/json":
+        fields = _json_field(body, "the request body", None)
+        if not isinstance(fields, dict):
+            raise ApiError(400, "the JSON body must be an object")
+        return fields, None
+    parts = parse_multipart(body, ctype)
+    upload = parts.pop("image", None)
+    return {name: data for name, (data, _) in parts.items()}, upload
 
 
 def create_app(
@@ -390,8 +482,7 @@ def create_app(
     (default: a few rendered SynthFaces)."""
     fastapi = require("fastapi", extra="web", purpose="the web demo (stargan serve)")
     require("python_multipart", extra="web", purpose="the web demo (stargan serve)")
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
-    from starlette.exceptions import HTTPException
+    from fastapi.responses import HTMLResponse, Response
 
     limits = limits or Limits()
     sample_images = dict(samples) if samples is not None else None
@@ -418,21 +509,7 @@ def create_app(
         "Referrer-Policy": "no-referrer",
     }
 
-    def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Any:
-        return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Any, exc: ApiError) -> Any:
-        return error(exc.status, exc.message, exc.headers)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Any, exc: HTTPException) -> Any:
-        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _internal(request: Any, exc: Exception) -> Any:
-        log.exception("internal error on %s", request.url.path)
-        return error(500, "internal error; the server log has the details")
+    _install_error_handlers(app)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> Any:
@@ -465,22 +542,7 @@ def create_app(
 
     @app.post("/api/translate")
     async def translate(request: fastapi.Request) -> Any:
-        ctype = request.headers.get("content-type", "")
-        kind = ctype.split(";")[0].strip().lower()
-        if kind not in ("multipart/form-data", "application/json"):
-            raise ApiError(
-                415, "send multipart/form-data (an image upload) or application/json (a sample)"
-            )
-        body = await read_body(request, limits.max_body_bytes)
-        if kind == "application/json":
-            fields = _json_field(body, "the request body", None)
-            if not isinstance(fields, dict):
-                raise ApiError(400, "the JSON body must be an object")
-            upload = None
-        else:
-            parts = parse_multipart(body, ctype)
-            upload = parts.pop("image", None)
-            fields = {name: data for name, (data, _) in parts.items()}
+        fields, upload = await _request_fields(request, limits)
         job = translator().job_from(fields, upload)
         return await translator().submit(job)
 

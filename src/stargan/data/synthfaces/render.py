@@ -1,5 +1,5 @@
-"""Drawing for SynthFaces: an :class:`~stargan.data.synthetic.Identity` and a
-:class:`~stargan.data.synthetic.FaceState` in, pixels out.
+"""Drawing for SynthFaces: an :class:`~stargan.data.synthfaces.faces.Identity` and a
+:class:`~stargan.data.synthfaces.faces.FaceState` in, pixels out.
 
 A face is first described as a display list of polygons and strokes in *face units* (origin
 at the face centre, x right, y down; the canvas spans [-1, 1] before the identity's jitter).
@@ -9,30 +9,27 @@ tagged with the face part it draws, so the same list also yields part masks, whi
 tests prove that an attribute only touches its own region.
 
 Nothing here is random: all variation comes from the Identity, so drawing is a pure function.
-Import the public API from :mod:`stargan.data.synthetic`, not from this module.
 """
 
 from __future__ import annotations
 
-import colorsys
 import functools
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-if TYPE_CHECKING:
-    from stargan.data.synthetic import FaceState, Identity
+from stargan.data.synthfaces.faces import (
+    PARTS,
+    RGB,
+    FaceState,
+    Identity,
+    check_size,
+    mix_rgb,
+    scale_rgb,
+)
 
-RGB = tuple[int, int, int]
-
-PARTS: tuple[str, ...] = (
-    "background", "clothes", "neck", "hair", "ears", "face", "wrinkles", "nose", "eyes",
-    "mouth", "facial_hair", "brows", "glasses",
-)  # fmt: skip
-"""Face parts in the order the part map numbers them (0 = background)."""
 _PART_ID = {name: i for i, name in enumerate(PARTS)}
 
 HAIR_RGB: dict[str, RGB] = {
@@ -63,16 +60,6 @@ _LOOK: dict[str, tuple[tuple[float, float, float, float], tuple[float, float, fl
 }
 _OPEN_MOUTHS = ("grin", "oh", "stretched", "snarl")
 _ZOOM, _SHIFT = 1.15, -0.05  # framing: face units -> canvas, like CelebA's aligned crops
-
-
-def _mix(a: Iterable[float], b: Iterable[float], t: float) -> RGB:
-    # int(round()) because numpy < 2 rounds numpy scalars to floats.
-    mixed = (int(round((1 - t) * x + t * y)) for x, y in zip(a, b, strict=True))  # noqa: RUF046
-    return tuple(mixed)  # type: ignore[return-value]
-
-
-def _scale(c: Iterable[float], f: float, add: float = 0.0) -> RGB:
-    return tuple(int(min(255, max(0, round(x * f + add)))) for x in c)  # type: ignore[return-value]
 
 
 def supersample_factor(size: int) -> int:
@@ -147,13 +134,13 @@ class _Geom:
         self.bangs = "Bangs" in attrs
         self.glasses = "Eyeglasses" in attrs
         self.mustache = "Mustache" in attrs
-        self.skin = _mix(idt.skin, PALE_TARGET, PALE_MIX) if "Pale_Skin" in attrs else idt.skin
+        self.skin = mix_rgb(idt.skin, PALE_TARGET, PALE_MIX) if "Pale_Skin" in attrs else idt.skin
         # Age lines: darker on light skin, relatively stronger on dark skin, so that they read
         # at 32 px on every skin without turning pale faces into etchings.
-        self.crease = _scale(self.skin, 0.45 + 0.25 * sum(self.skin) / 765)
+        self.crease = scale_rgb(self.skin, 0.45 + 0.25 * sum(self.skin) / 765)
         self.lip = LIPSTICK if "Wearing_Lipstick" in attrs else idt.lip_color
         base = next((rgb for name, rgb in HAIR_RGB.items() if name in attrs), idt.other_hair)
-        self.hair = _scale(base, 1.0 + 0.1 * idt.hair_shade)
+        self.hair = scale_rgb(base, 1.0 + 0.1 * idt.hair_shade)
         self.long_hair = not self.male
         self.look = _LOOK[state.expression]
         self.w, self.top = idt.face_width, idt.cranium
@@ -194,8 +181,8 @@ def build_ops(idt: Identity, state: FaceState) -> _Ops:
     _neck(ops, g)
     for side in (-1, 1):
         cx = side * (g.w - 0.01)
-        ops.ellipse("ears", cx, 0.0, 0.06, 0.105, _scale(g.skin, 0.93))
-        ops.ellipse("ears", cx + side * 0.012, 0.0, 0.025, 0.06, _scale(g.skin, 0.78))
+        ops.ellipse("ears", cx, 0.0, 0.06, 0.105, scale_rgb(g.skin, 0.93))
+        ops.ellipse("ears", cx + side * 0.012, 0.0, 0.025, 0.06, scale_rgb(g.skin, 0.78))
     ops.poly("face", g.outline, g.skin)
     if g.old:
         _forehead_lines(ops, g)
@@ -223,13 +210,13 @@ def _clothes(ops: _Ops, g: _Geom) -> None:
 def _neck(ops: _Ops, g: _Geom) -> None:
     nw = 0.2 if g.male else 0.16
     neck = np.array([(-nw, 0.2), (nw, 0.2), (nw * 1.08, 0.86), (-nw * 1.08, 0.86)])
-    color = _scale(g.skin, 0.88)
+    color = scale_rgb(g.skin, 0.88)
     ops.poly("neck", neck, color)
     if g.idt.clothes_style == 1:  # V-neck
         ops.poly("neck", np.array([(-nw * 1.08, 0.8), (nw * 1.08, 0.8), (0.0, 1.02)]), color)
     else:  # crew neck: a rounded neckline
         ops.poly("neck", _ellipse(0.0, 0.84, nw * 1.08, 0.06, 0.0, math.pi, 13), color)
-    ops.ellipse("neck", 0.0, g.low - 0.015, g.w * 0.55, 0.08, _scale(g.skin, 0.74))
+    ops.ellipse("neck", 0.0, g.low - 0.015, g.w * 0.55, 0.08, scale_rgb(g.skin, 0.74))
 
 
 def _wave(t: np.ndarray, style: int) -> np.ndarray:
@@ -261,7 +248,7 @@ def _hair_back(ops: _Ops, g: _Geom) -> None:
     ops.poly("hair", np.vstack([top, right, np.column_stack([xb, yb]), left]), g.hair)
     # The far side of the hair, seen around the neck, is in shade.
     shadow = _ellipse(0.0, 0.0, g.w - 0.04, y_end - 0.06, 0.0, math.pi, 17)
-    ops.poly("hair", shadow, _scale(g.hair, 0.72))
+    ops.poly("hair", shadow, scale_rgb(g.hair, 0.72))
 
 
 def _hair_cap(ops: _Ops, g: _Geom) -> None:
@@ -292,7 +279,7 @@ def _hair_cap(ops: _Ops, g: _Geom) -> None:
         ]
     )
     ops.poly("hair", pts, g.hair)
-    dark, light = _scale(g.hair, 0.78), _mix(g.hair, (255, 255, 255), 0.22)
+    dark, light = scale_rgb(g.hair, 0.78), mix_rgb(g.hair, (255, 255, 255), 0.22)
     for frac in (0.55, 0.75, 0.9):  # strands and a highlight give the cap some texture
         t = _lin(math.pi * (1.1 + 0.1 * frac), math.pi * (1.9 - 0.1 * frac), 12)
         arc = np.column_stack([(g.w + g.vol) * frac * np.cos(t), -0.02 + g.top * frac * np.sin(t)])
@@ -353,7 +340,7 @@ def _eyes(ops: _Ops, g: _Geom) -> None:
             by = cy + eh * low + 0.012
             bag = _ellipse(cx, by, es * 0.85, 0.06, 0.25, math.pi - 0.25, 9)
             inner = _ellipse(cx, by, es * 0.85, 0.02, math.pi - 0.25, 0.25, 9)
-            ops.poly("wrinkles", np.vstack([bag, inner]), _scale(g.skin, 0.75))
+            ops.poly("wrinkles", np.vstack([bag, inner]), scale_rgb(g.skin, 0.75))
             ops.stroke("wrinkles", bag, g.crease, 0.026)
             ox = cx + side * (es + 0.025)
             for dy in (-0.03, 0.0, 0.03):
@@ -368,9 +355,9 @@ def _eyes(ops: _Ops, g: _Geom) -> None:
 def _nose(ops: _Ops, g: _Geom) -> None:
     idt = g.idt
     tip, nw = g.eye_y + idt.nose_length, idt.nose_width
-    dark = _scale(g.skin, 0.7)
+    dark = scale_rgb(g.skin, 0.7)
     if idt.nose_style == 2:
-        ops.ellipse("nose", 0.0, tip - 0.01, nw * 1.1, 0.04, _scale(g.skin, 0.9), 18)
+        ops.ellipse("nose", 0.0, tip - 0.01, nw * 1.1, 0.04, scale_rgb(g.skin, 0.9), 18)
     if idt.nose_style == 1:
         ops.stroke(
             "nose",
@@ -384,24 +371,24 @@ def _nose(ops: _Ops, g: _Geom) -> None:
         )
         for side in (-1, 1):
             ops.ellipse(
-                "nose", side * nw * 0.55, tip + 0.01, 0.018, 0.012, _scale(g.skin, 0.55), 10
+                "nose", side * nw * 0.55, tip + 0.01, 0.018, 0.012, scale_rgb(g.skin, 0.55), 10
             )
     if g.look[2] == "snarl":  # disgust wrinkles the nose
         for dy in (0.035, 0.065):
             arc = _ellipse(0.0, g.eye_y + dy + 0.03, 0.05, 0.02, 3.6, 5.8, 7)
-            ops.stroke("wrinkles", arc, _scale(g.skin, 0.58), 0.018)
+            ops.stroke("wrinkles", arc, scale_rgb(g.skin, 0.58), 0.018)
 
 
 def _forehead_lines(ops: _Ops, g: _Geom) -> None:
     for k in range(3):  # spread between the hairline and the brows
         y = g.idt.hairline + (g.brow_y - 0.05 - g.idt.hairline) * (0.3 + 0.3 * k)
         arc = _ellipse(0.0, y + 0.06, g.w * 0.42, 0.06, math.pi + 0.5, 2 * math.pi - 0.5, 9)
-        ops.stroke("wrinkles", arc, _scale(g.skin, 0.68), 0.016)
+        ops.stroke("wrinkles", arc, scale_rgb(g.skin, 0.68), 0.016)
 
 
 def _old_lines(ops: _Ops, g: _Geom) -> None:
     """Nasolabial folds and marionette lines: the bold cues of age at small sizes."""
-    c, light = g.crease, _mix(g.skin, (255, 255, 255), 0.25)
+    c, light = g.crease, mix_rgb(g.skin, (255, 255, 255), 0.25)
     tip, mw = g.eye_y + g.idt.nose_length, g.idt.mouth_width
     for side in (-1, 1):
         # Sunken cheeks, then each fold as a shadow beside a highlight, which keeps its
@@ -412,7 +399,7 @@ def _old_lines(ops: _Ops, g: _Geom) -> None:
             g.mouth_y - 0.05,
             -side * 12,
         )
-        ops.poly("wrinkles", hollow, _scale(g.skin, 0.82))
+        ops.poly("wrinkles", hollow, scale_rgb(g.skin, 0.82))
         fold = np.array(
             [
                 (side * (g.idt.nose_width + 0.03), tip - 0.01),
@@ -458,12 +445,12 @@ def _mouth(ops: _Ops, g: _Geom) -> None:
         ops.poly(
             "mouth", np.vstack([np.column_stack([x, mid]), np.column_stack([x, bot])[::-1]]), g.lip
         )
-        ops.stroke("mouth", np.column_stack([x, mid]), _scale(g.lip, 0.45), 0.02)
+        ops.stroke("mouth", np.column_stack([x, mid]), scale_rgb(g.lip, 0.45), 0.02)
         if kind == "smirk":
             ops.stroke(
                 "mouth",
                 np.array([(x[-1] + 0.01, mid[-1] - 0.025), (x[-1] + 0.025, mid[-1] + 0.02)]),
-                _scale(g.skin, 0.6),
+                scale_rgb(g.skin, 0.6),
                 0.02,
             )
         return
@@ -513,7 +500,7 @@ def _mustache(ops: _Ops, g: _Geom) -> None:
     pts = np.vstack(
         [np.column_stack([u * mw, mid - thick]), np.column_stack([u * mw, mid + thick])[::-1]]
     )
-    ops.poly("facial_hair", pts, _mix(g.hair, (24, 16, 14), 0.6))  # darker than any hair
+    ops.poly("facial_hair", pts, mix_rgb(g.hair, (24, 16, 14), 0.6))  # darker than any hair
 
 
 def _brows(ops: _Ops, g: _Geom) -> None:
@@ -536,7 +523,7 @@ def _brows(ops: _Ops, g: _Geom) -> None:
             ops.stroke(
                 "wrinkles",
                 np.array([(side * 0.028, g.brow_y - 0.02), (side * 0.02, g.brow_y + 0.05)]),
-                _scale(g.skin, 0.6),
+                scale_rgb(g.skin, 0.6),
                 0.016,
             )
 
@@ -596,7 +583,7 @@ def _background(idt: Identity, canvas: int) -> Image.Image:
         draw.polygon([(x0, 0), (canvas, 0), (canvas, canvas), (x1, canvas)], fill=c2)
     elif kind == "bokeh":
         rng = np.random.default_rng(idt.bg_seed)
-        light = _mix(c1, (255, 255, 255), 0.5)
+        light = mix_rgb(c1, (255, 255, 255), 0.5)
         for _ in range(7):
             x, y = rng.uniform(0, canvas, 2)
             r = rng.uniform(0.04, 0.12) * canvas
@@ -661,6 +648,25 @@ def draw_parts(idt: Identity, state: FaceState, size: int, parts: Iterable[str])
     return hit.reshape(size, k, size, k).any(axis=(1, 3))
 
 
-def hsv(h: float, s: float, v: float) -> RGB:
-    """An RGB triple from HSV in [0, 1] (used when sampling identities)."""
-    return tuple(round(c * 255) for c in colorsys.hsv_to_rgb(h, s, v))  # type: ignore[return-value]
+def render(identity: Identity, state: FaceState, size: int) -> np.ndarray:
+    """The face ``identity`` shows in ``state``: uint8 [size, size, 3], a pure function.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> img = render(sample_identity(rng, "celeba"), FaceState({"Blond_Hair"}), 64)
+        >>> img.shape, img.dtype
+        ((64, 64, 3), dtype('uint8'))
+    """
+    check_size(size)
+    return draw_face(identity, state, size)
+
+
+def part_mask(identity: Identity, state: FaceState, size: int, parts: Iterable[str]) -> np.ndarray:
+    """bool [size, size]: pixels whose area shows any of ``parts`` (names from :data:`PARTS`),
+    e.g. to measure how well a translation preserves the background."""
+    check_size(size)
+    parts = list(parts)
+    bad = sorted(set(parts) - set(PARTS))
+    if bad:
+        raise ValueError(f"unknown face parts {bad}; valid parts: {', '.join(PARTS)}")
+    return draw_parts(identity, state, size, parts)
