@@ -123,7 +123,8 @@ def main() -> None:
             rows.append(row("torch.compile", n, times, compile_s=compile_s))
 
     if args.onnx:
-        from stargan.export import export_onnx, load_onnx
+        from stargan.export import export_onnx
+        from stargan.onnx_runtime import read_onnx
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "G.onnx"
@@ -131,7 +132,7 @@ def main() -> None:
             t0 = time.perf_counter()
             export_onnx(model, path)
             notes["onnx_export_s"] = time.perf_counter() - t0
-            onnx_g = load_onnx(path, threads=args.threads or None).generator
+            onnx_g = read_onnx(path, threads=args.threads or None)[0]
             g.to(args.device)
             for n, (x, c) in inputs.items():
                 rows.append(row("onnxruntime", n, time_calls(args, onnx_g, x, c)))

@@ -520,7 +520,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
-    ours = speed_for(args, "ours")
+    speed = speed_for(args, "ours")
 
     modes = MODES if args.mode == "both" else (args.mode,)
     result = {
@@ -529,12 +529,12 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "bf16": args.bf16,
         "speed": args.speed,
-        "channels_last": ours.channels_last,
-        "compile_g": ours.compile_g,
-        "winograd": ours.winograd,
+        "channels_last": speed.channels_last,
+        "compile_g": speed.compile_g,
+        "winograd": speed.winograd,
         "plain_convs": args.plain_convs,
         "plain_norms": args.plain_norms,
-        "g_recompute": ours.g_recompute,
+        "g_recompute": speed.g_recompute,
         "batch_size": get_preset(args.preset).optim.batch_size,
         "image_size": get_preset(args.preset).model.image_size,
         **run(args, modes),
@@ -565,9 +565,9 @@ def main() -> None:
         f"device {args.device}, {result['threads']} thread(s)"
         + (", bf16 autocast" if args.bf16 else "")
         + (f", ours speed {args.speed!r}" if args.speed else "")
-        + (", ours channels_last" if ours.channels_last else "")
-        + (", ours compiled G" if ours.compile_g else "")
-        + (", ours Winograd residual convs" if ours.winograd else "")
+        + (", ours channels_last" if speed.channels_last else "")
+        + (", ours compiled G" if speed.compile_g else "")
+        + (", ours Winograd residual convs" if speed.winograd else "")
         + (", plain convs (no GEMM path)" if args.plain_convs else "")
         + (", plain norms (instance_norm's kernel)" if args.plain_norms else "")
     )

@@ -10,7 +10,7 @@ from conftest import CELEBA_SPEC, RAFD_SPEC
 from stargan.config import ModelConfig
 from stargan.data.labels import LabelLayout
 from stargan.models import build_discriminator, build_generator
-from stargan.training import checkpoint as ckpt
+from stargan import checkpoint as ckpt
 
 
 def tiny_model_file(

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 import stargan
-from stargan.training import checkpoint as ckpt
+from stargan import checkpoint as ckpt
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 SRC = Path(stargan.__file__).resolve().parents[1]  # the folder holding the stargan package

@@ -363,12 +363,13 @@ def cmd_import_official(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
+    from stargan import checkpoint as ckpt
     from stargan import inference
     from stargan.data.io import save_image
     from stargan.data.registry import build_dataset
 
     model = inference.load(args.model, args.device)
-    train_cfg = _train_config_of(args.model)
+    train_cfg = ckpt.read_train_config(Path(args.model))
     images, labels = [], []
     for k, dcfg in enumerate(train_cfg.data):
         ds = build_dataset(dataclasses.replace(dcfg, root=args.root or dcfg.root), args.split)
@@ -383,15 +384,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     save_image(grid, Path(args.out))
     print(f"wrote {args.out}")
     return 0
-
-
-def _train_config_of(model_path: str) -> TrainConfig:
-    from stargan.training import checkpoint as ckpt
-
-    _, meta = ckpt.load_tensors(Path(model_path), ckpt.MODEL_FORMAT)
-    if "train_config" not in meta:
-        raise ConfigError(f"{model_path} records no training config; `sample` needs one")
-    return TrainConfig.from_dict(parse_json(meta["train_config"]))
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -718,12 +710,12 @@ def _describe_os_error(e: OSError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from stargan.checkpoint import CheckpointError
     from stargan.data.io import ImageDecodeError
     from stargan.data.labels import LabelError
     from stargan.data.registry import DatasetError
     from stargan.extras import MissingExtraError
     from stargan.facecrop import FaceCropError
-    from stargan.training.checkpoint import CheckpointError
     from stargan.training.runfolder import RunFolderError
     from stargan.training.trainer import NonFiniteError
 

@@ -10,10 +10,9 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -21,12 +20,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stargan import checkpoint as ckpt
 from stargan.config import ConfigError, ModelConfig
 from stargan.data.io import preprocess, to_tensor
 from stargan.data.labels import LabelError, LabelLayout, sample_targets, set_target
-from stargan.files import output_path, parse_json, safe_stem
+from stargan.files import output_path, safe_stem
 from stargan.models import Discriminator, Generator, build_discriminator, build_generator
-from stargan.training import checkpoint as ckpt
 
 Targets = Mapping[str, float]
 Source = Targets | Sequence[torch.Tensor] | None
@@ -42,7 +41,7 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
 
 class ImageGenerator(Protocol):
     """What translation needs of G: (x [N, 3, S, S], c [N, c_dim]) -> [N, 3, S, S]. The
-    PyTorch :class:`Generator` is one; :class:`stargan.export.OnnxGenerator` another."""
+    PyTorch :class:`Generator` is one; :class:`stargan.onnx_runtime.OnnxGenerator` another."""
 
     def __call__(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor: ...
 
@@ -257,11 +256,12 @@ def load(
                 f"the onnx backend runs files written by `stargan export`, not {path}; export "
                 f"it first: stargan export --model {path} --format onnx --out G.onnx"
             )
-        from stargan.export import load_onnx
+        from stargan.onnx_runtime import read_onnx
 
-        return load_onnx(path, device)
+        generator, config, layout, step = read_onnx(path, device)
+        return StarGAN(generator, config, layout, path, step)  # type: ignore[arg-type]
     tensors, meta = ckpt.load_tensors(path, ckpt.MODEL_FORMAT)
-    config, layout, step = parse_model_metadata(path, meta)
+    config, layout, step = ckpt.parse_model_metadata(path, meta)
     # Built on the meta device: the file's tensors are checked against the nets' shapes before
     # any memory is taken, then the nets are materialised from them.
     with torch.device("meta"):
@@ -276,35 +276,6 @@ def load(
         ckpt.load_module_weights(discriminator, tensors, "D.", path)
         discriminator.to(device, memory_format=memory_format).eval()
     return StarGAN(generator, config, layout, path, step, discriminator)
-
-
-def model_metadata(model: StarGAN) -> dict[str, str]:
-    """The metadata that makes a model file self-contained: config, label names, step."""
-    meta = {
-        "model_config": json.dumps(asdict(model.config)),
-        "labels": json.dumps(model.layout.to_dict()),
-    }
-    if model.step is not None:
-        meta["step"] = str(model.step)
-    return meta
-
-
-def parse_model_metadata(
-    path: Path, meta: Mapping[str, str]
-) -> tuple[ModelConfig, LabelLayout, int | None]:
-    """(config, labels, step) from a model file's metadata, checked against each other."""
-    try:
-        config = ModelConfig(**parse_json(meta["model_config"]))
-        layout = LabelLayout.from_dict(parse_json(meta["labels"]))
-        step = int(meta["step"]) if "step" in meta else None
-    except (KeyError, TypeError, ValueError) as e:
-        raise ckpt.CheckpointError(f"{path}: missing or malformed model metadata ({e})") from None
-    if (layout.c_dim, layout.n_classes) != (config.c_dim, config.n_classes):
-        raise ckpt.CheckpointError(
-            f"{path}: its labels need c_dim={layout.c_dim}, n_classes={layout.n_classes} but "
-            f"the model config says c_dim={config.c_dim}, n_classes={config.n_classes}"
-        )
-    return config, layout, step
 
 
 def resolve_model_path(path: str | Path | None) -> Path:

@@ -45,11 +45,11 @@ from pathlib import Path
 import torch
 import torch._weights_only_unpickler as weights_only_unpickler
 
+from stargan.checkpoint import CheckpointError, load_module_weights, save_model_file
 from stargan.config import MAX_IMAGE_SIZE, MAX_PARAMETERS, ConfigError, ModelConfig
 from stargan.data.labels import LabelLayout, LabelSpec
 from stargan.files import UnsafeFileError, read_regular
 from stargan.models import build_discriminator, build_generator
-from stargan.training.checkpoint import CheckpointError, load_module_weights, save_model_file
 
 UNUSED_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 """Instance-norm buffers of the release that carry nothing (it never switches to eval)."""

@@ -28,7 +28,7 @@ import torch
 
 from stargan.config import ModelConfig
 from stargan.models import build_generator
-from stargan.training import checkpoint as ckpt
+from stargan import checkpoint as ckpt
 from stargan.training import distributed
 from stargan.training.trainer import EpochBatches
 from train_procs import (

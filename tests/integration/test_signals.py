@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from stargan.cli import EXIT_STOPPED, EXIT_USER_ERROR, main
-from stargan.training import checkpoint as ckpt
+from stargan import checkpoint as ckpt
 from train_procs import (
     assert_bitwise_equal,
     checkpoint_step,

@@ -12,7 +12,7 @@ from stargan.accel.kernels import WinogradConv2d
 from stargan.config import ConfigError, SpeedConfig
 from stargan.evaluation import EvaluationError
 from stargan.inference import load
-from stargan.training.checkpoint import CheckpointError
+from stargan.checkpoint import CheckpointError
 from stargan.training.runfolder import RunFolderError
 from stargan.training.trainer import NonFiniteError, Trainer
 

@@ -32,7 +32,7 @@ from stargan.cli import main as cli_main
 from stargan.config import ConfigError, ModelConfig
 from stargan.data.synthfaces import SynthFaces
 from stargan.models import build_discriminator, build_generator
-from stargan.training import checkpoint as ckpt
+from stargan import checkpoint as ckpt
 from tiny_models import tiny_model_file
 
 

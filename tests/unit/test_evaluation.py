@@ -43,7 +43,7 @@ from stargan.evaluation import (
 )
 from stargan.evaluation.cli import add_evaluate_parser
 from stargan.inference import StarGAN
-from stargan.training.checkpoint import CheckpointError
+from stargan.checkpoint import CheckpointError
 
 SIZE = 16
 BINARY = LabelSpec(("Black_Hair", "Blond_Hair", "Eyeglasses"), "binary")

@@ -13,13 +13,14 @@ pytest.importorskip("onnxscript")
 
 import stargan
 from conftest import CELEBA_SPEC
+from stargan import checkpoint as ckpt
 from stargan.cli import EXIT_USER_ERROR, main
 from stargan.config import ConfigError, ModelConfig
 from stargan.data.labels import LabelLayout
-from stargan.export import OnnxGenerator, export_model, load_onnx
+from stargan.export import export_model
 from stargan.extras import MissingExtraError
 from stargan.models import build_generator
-from stargan.training import checkpoint as ckpt
+from stargan.onnx_runtime import OnnxGenerator, read_onnx
 from tiny_models import tiny_model_file
 
 
@@ -62,7 +63,9 @@ def test_onnx_runtime_matches_pytorch_at_batch_1_and_3(tmp_path, g_output):
 def test_onnx_file_carries_labels_and_config_and_translates_like_the_model(tmp_path):
     src = tiny_model_file(tmp_path / "m.safetensors")
     out = export_model(src, tmp_path / "G.onnx")
-    torch_model, onnx_model = stargan.load(src), load_onnx(out, threads=1)
+    torch_model = stargan.load(src)
+    g, cfg, layout, step = read_onnx(out, threads=1)
+    onnx_model = stargan.StarGAN(g, cfg, layout, out, step)
     assert onnx_model.label_names == torch_model.label_names
     assert onnx_model.config == torch_model.config and onnx_model.step == 5
     assert not onnx_model.has_classifier  # G only: source labels must be given

@@ -31,7 +31,7 @@ from stargan.inference import load
 from stargan.models import build_discriminator, build_generator, count_parameters
 from stargan.official import import_official
 from stargan.presets import get_preset, preset_names
-from stargan.training import checkpoint as ckpt
+from stargan import checkpoint as ckpt
 from stargan.training.trainer import Trainer
 
 LAYOUT = LabelLayout((CELEBA_SPEC,))

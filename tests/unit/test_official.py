@@ -9,7 +9,7 @@ from torch import nn
 from stargan.cli import EXIT_USER_ERROR, main
 from stargan.inference import load
 from stargan.official import import_official
-from stargan.training.checkpoint import CheckpointError
+from stargan.checkpoint import CheckpointError
 
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 

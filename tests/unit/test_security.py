@@ -21,7 +21,7 @@ from stargan.cli import EXIT_USER_ERROR, main
 from stargan.evaluation import load_judge
 from stargan.inference import load
 from stargan.official import import_official
-from stargan.training.checkpoint import CheckpointError
+from stargan.checkpoint import CheckpointError
 from stargan.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -37,7 +37,9 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
             if node.level:
                 up = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*up, base] if base else up)
-            found |= {base} | {f"{base}.{a.name}" for a in node.names}
+            # "from pkg import mod" depends on pkg.mod alone; "from mod import name" on mod.
+            subs = {f"{base}.{a.name}" for a in node.names} & known
+            found |= subs if subs else {base}
     return {m for m in found if m in known and m != name}
 
 

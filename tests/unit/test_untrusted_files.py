@@ -27,7 +27,7 @@ from stargan.files import (
     safe_stem,
 )
 from stargan.inference import PACKAGED_MODEL
-from stargan.training import checkpoint as ckpt
+from stargan import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_LIMIT = 4_000_000 * 1024  # ulimit -v 4000000 (KiB)

@@ -129,9 +129,9 @@ def cmd_baselines_train(args: argparse.Namespace) -> int:
     import torch
 
     from stargan.baselines import BaselineError, BaselineTrainer
+    from stargan.checkpoint import CheckpointError
     from stargan.config import ConfigError
     from stargan.data.registry import DatasetError
-    from stargan.training.checkpoint import CheckpointError
     from stargan.training.runfolder import RunFolderError
 
     try:

@@ -7,7 +7,7 @@ current stage's optimizers and buffers, the position ``step`` over all stages, t
 generator, the seconds trained) every ``save_every`` steps, when asked to stop and at the
 end; ``resume=True`` continues from the newest valid checkpoint and ends with the weights an
 uninterrupted run would have. Checkpoints and model files are safetensors with JSON metadata
-and a checksum, written atomically (nothing is unpickled, :mod:`stargan.training.checkpoint`);
+and a checksum, written atomically (nothing is unpickled, :mod:`stargan.checkpoint`);
 a model file has format ``stargan-baseline/1``: every network's weights, the config, the
 label names and the training record.
 
@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import torch
 
+from stargan import checkpoint as ckpt
 from stargan.baselines.common import (
     METHODS,
     Baseline,
@@ -45,7 +46,6 @@ from stargan.baselines.common import (
 from stargan.data.labels import LabelLayout
 from stargan.data.registry import LabelledDataset, build_dataset
 from stargan.files import parse_json
-from stargan.training import checkpoint as ckpt
 from stargan.training.runfolder import RunFolder
 
 BASELINE_FORMAT = "stargan-baseline/1"
@@ -400,7 +400,7 @@ def load_baseline(path: str | Path, device: str | torch.device = "cpu") -> Basel
     """Read a file written by :func:`save_baseline`; the file is verified and runs no code.
 
     A file of another kind (a StarGAN model, a judge, a pickle) raises
-    :class:`~stargan.training.checkpoint.CheckpointError` saying what it is.
+    :class:`~stargan.checkpoint.CheckpointError` saying what it is.
     """
     path = Path(path)
     try:

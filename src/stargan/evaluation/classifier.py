@@ -32,10 +32,10 @@ from safetensors import safe_open
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from stargan import checkpoint as ckpt
 from stargan.data.labels import LabelLayout, LabelSpec
 from stargan.data.registry import LabelledDataset
 from stargan.files import parse_json
-from stargan.training import checkpoint as ckpt
 
 JUDGE_FORMAT = "stargan-judge/1"
 Stem = Literal["auto", "small", "imagenet"]

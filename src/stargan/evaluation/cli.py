@@ -113,13 +113,13 @@ def _with_roots(configs: list[DataConfig], roots: list[str] | None) -> list[Data
 
 
 def _run_config(run: str) -> TrainConfig:
-    from stargan.cli import _train_config_of
+    from stargan import checkpoint as ckpt
     from stargan.evaluation.classifier import EvaluationError
 
     model = Path(run) / "model.safetensors"
     if not model.is_file():
         raise EvaluationError(f"no model file {model}: is {run} a finished (or saved) run folder?")
-    return _train_config_of(str(model))
+    return ckpt.read_train_config(model)
 
 
 def _splits(cfg: DataConfig, seed: int) -> tuple[Any, Any]:

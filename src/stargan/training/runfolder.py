@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from stargan.atomic import remove_stale_temporaries
-from stargan.training.checkpoint import CheckpointError
+from stargan.checkpoint import CheckpointError
 from stargan.training.logging import MetricsLog
 
 

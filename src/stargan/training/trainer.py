@@ -21,12 +21,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from stargan import accel, losses
+from stargan import checkpoint as ckpt
 from stargan.config import SHIPPED_JUDGE, ConfigError, TrainConfig
 from stargan.data.labels import LabelLayout, permute_targets
 from stargan.data.registry import DatasetError, LabelledDataset, build_dataset
 from stargan.files import parse_json
 from stargan.models import build_discriminator, build_generator
-from stargan.training import checkpoint as ckpt
 from stargan.training import distributed
 from stargan.training.logging import Callback, TensorBoardCallback
 from stargan.training.runfolder import RunFolder

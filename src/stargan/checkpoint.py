@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from stargan.atomic import atomic_write_bytes
-from stargan.files import UnsafeFileError, check_regular, describe_error
+from stargan.config import ModelConfig, TrainConfig
+from stargan.data.labels import LabelLayout
+from stargan.files import UnsafeFileError, check_regular, describe_error, parse_json
 
 MODEL_FORMAT = "stargan-model/1"
 STATE_FORMAT = "stargan-train-state/1"
@@ -209,13 +212,7 @@ def save_model_file(
     key ``discriminator``) so that translation can infer an image's current labels with D's
     classifier when the user does not give them. Files without D stay valid.
     """
-    meta: dict[str, Any] = {
-        "format": MODEL_FORMAT,
-        "model_config": json.dumps(dataclasses.asdict(model_cfg)),
-        "labels": json.dumps(layout.to_dict()),
-    }
-    if step is not None:
-        meta["step"] = str(step)
+    meta: dict[str, Any] = {"format": MODEL_FORMAT, **model_metadata(model_cfg, layout, step)}
     if train_config is not None:
         meta["train_config"] = train_config.to_json()
     tensors = {f"G.{k}": v for k, v in generator.state_dict().items()}
@@ -223,3 +220,67 @@ def save_model_file(
         meta["discriminator"] = "true"
         tensors |= {f"D.{k}": v for k, v in discriminator.state_dict().items()}
     save_tensors(path, tensors, meta)
+
+
+def model_metadata(config: ModelConfig, layout: LabelLayout, step: int | None) -> dict[str, str]:
+    """The metadata that makes a model file (or an ONNX export) self-contained: the model
+    config, the label names and the training step."""
+    meta = {
+        "model_config": json.dumps(dataclasses.asdict(config)),
+        "labels": json.dumps(layout.to_dict()),
+    }
+    if step is not None:
+        meta["step"] = str(step)
+    return meta
+
+
+def parse_model_metadata(
+    path: Path, meta: Mapping[str, str]
+) -> tuple[ModelConfig, LabelLayout, int | None]:
+    """(config, labels, step) from a model file's metadata, checked against each other."""
+    try:
+        config = ModelConfig(**parse_json(meta["model_config"]))
+        layout = LabelLayout.from_dict(parse_json(meta["labels"]))
+        step = int(meta["step"]) if "step" in meta else None
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: missing or malformed model metadata ({e})") from None
+    if (layout.c_dim, layout.n_classes) != (config.c_dim, config.n_classes):
+        raise CheckpointError(
+            f"{path}: its labels need c_dim={layout.c_dim}, n_classes={layout.n_classes} but "
+            f"the model config says c_dim={config.c_dim}, n_classes={config.n_classes}"
+        )
+    return config, layout, step
+
+
+def read_metadata(path: Path, expect_format: str) -> dict[str, str]:
+    """A file's metadata from its header alone (no tensor is read, no checksum verified: for
+    what a command needs to know before it loads the model itself)."""
+    path = Path(path)
+    try:
+        check_regular(path, MAX_FILE_BYTES, "model or checkpoint file")
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+    except (OSError, UnsafeFileError) as e:
+        raise CheckpointError(f"cannot read {path}: {describe_error(e)}") from None
+    except SafetensorError as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
+    if meta.get("format") != expect_format:
+        raise CheckpointError(
+            f"{path} has format {meta.get('format')!r}, expected {expect_format!r}"
+        )
+    return meta
+
+
+def read_train_config(path: Path) -> TrainConfig:
+    """The training config a model file records (files written by training do; imported
+    official models do not)."""
+    meta = read_metadata(path, MODEL_FORMAT)
+    if "train_config" not in meta:
+        raise CheckpointError(
+            f"{path} records no training config (models from `stargan import-official` have "
+            f"none), and this command needs it to find the model's data"
+        )
+    try:
+        return TrainConfig.from_dict(parse_json(meta["train_config"]))
+    except ValueError as e:
+        raise CheckpointError(f"{path}: malformed training config ({e})") from None
