@@ -79,6 +79,12 @@ def main() -> None:
     for module in IMPORTS:
         importlib.import_module(module)
     import_seconds = round(time.perf_counter() - start, 3)
+    # Each command once first: what it imports on first use is not part of refusing a file.
+    first: dict[tuple[str, ...], list[str]] = {}
+    for c in cases:
+        first.setdefault(tuple(c["argv"][:2]), c["argv"])
+    for argv in first.values():
+        run_case(argv, seconds)
     results = [{"name": c["name"], **run_case(c["argv"], seconds)} for c in cases]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report = {"results": results, "import_seconds": import_seconds}

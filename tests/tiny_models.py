@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 
 from conftest import CELEBA_SPEC, RAFD_SPEC
+from stargan import checkpoint as ckpt
 from stargan.config import ModelConfig
 from stargan.data.labels import LabelLayout
 from stargan.models import build_discriminator, build_generator
-from stargan import checkpoint as ckpt
 
 
 def tiny_model_file(

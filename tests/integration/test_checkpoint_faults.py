@@ -16,8 +16,8 @@ import torch
 
 from conftest import CELEBA_SPEC, TensorFaces, tiny_config
 from stargan import atomic
-from stargan.cli import EXIT_USER_ERROR, main
 from stargan import checkpoint as ckpt
+from stargan.cli import EXIT_USER_ERROR, main
 from stargan.training.trainer import NonFiniteError, Trainer
 from train_procs import tiny_config as run_config
 from train_procs import write_tiny_celeba

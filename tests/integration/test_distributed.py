@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from stargan import checkpoint as ckpt
 from stargan.config import ModelConfig
 from stargan.models import build_generator
-from stargan import checkpoint as ckpt
 from stargan.training import distributed
 from stargan.training.trainer import EpochBatches
 from train_procs import (

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from stargan import checkpoint as ckpt
 from stargan.config import ModelConfig
 from stargan.data.labels import LabelLayout
 from stargan.data.synthfaces import SynthFaces
 from stargan.evaluation.classifier import Judge, JudgeConfig, save_judge
 from stargan.models import build_discriminator, build_generator
-from stargan import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[2]
 FACES = SynthFaces("celeba", size=16, n=1).label_spec

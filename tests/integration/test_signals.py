@@ -12,8 +12,8 @@ import subprocess
 import pytest
 import torch
 
-from stargan.cli import EXIT_STOPPED, EXIT_USER_ERROR, main
 from stargan import checkpoint as ckpt
+from stargan.cli import EXIT_STOPPED, EXIT_USER_ERROR, main
 from train_procs import (
     assert_bitwise_equal,
     checkpoint_step,

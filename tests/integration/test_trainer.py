@@ -9,10 +9,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from conftest import CELEBA_SPEC, RAFD_SPEC, TensorFaces, tiny_config
 from stargan.accel import Precision
 from stargan.accel.kernels import WinogradConv2d
+from stargan.checkpoint import CheckpointError
 from stargan.config import ConfigError, SpeedConfig
 from stargan.evaluation import EvaluationError
 from stargan.inference import load
-from stargan.checkpoint import CheckpointError
 from stargan.training.runfolder import RunFolderError
 from stargan.training.trainer import NonFiniteError, Trainer
 

@@ -9,6 +9,7 @@ import pickle
 import pytest
 import torch
 
+from stargan import checkpoint as ckpt
 from stargan.baselines import (
     BASELINE_FORMAT,
     METHODS,
@@ -32,7 +33,6 @@ from stargan.cli import main as cli_main
 from stargan.config import ConfigError, ModelConfig
 from stargan.data.synthfaces import SynthFaces
 from stargan.models import build_discriminator, build_generator
-from stargan import checkpoint as ckpt
 from tiny_models import tiny_model_file
 
 

@@ -5,11 +5,11 @@ import torch
 
 from conftest import CELEBA_SPEC
 from stargan import atomic
+from stargan import checkpoint as ckpt
 from stargan.config import ModelConfig
 from stargan.data.labels import LabelLayout
 from stargan.inference import load
 from stargan.models import build_generator
-from stargan import checkpoint as ckpt
 
 CFG = ModelConfig(image_size=16, c_dim=5, n_classes=5, g_conv_dim=8, g_repeat_num=1, d_repeat_num=3)
 

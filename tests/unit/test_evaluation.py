@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from conftest import tiny_config
+from stargan.checkpoint import CheckpointError
 from stargan.config import DataConfig
 from stargan.data.labels import LabelLayout, LabelSpec
 from stargan.data.registry import dataset_names, register_dataset
@@ -43,7 +44,6 @@ from stargan.evaluation import (
 )
 from stargan.evaluation.cli import add_evaluate_parser
 from stargan.inference import StarGAN
-from stargan.checkpoint import CheckpointError
 
 SIZE = 16
 BINARY = LabelSpec(("Black_Hair", "Blond_Hair", "Eyeglasses"), "binary")

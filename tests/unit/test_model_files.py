@@ -22,6 +22,7 @@ import torch
 from test_official import ATTRS, OfficialD, OfficialG
 
 from conftest import CELEBA_SPEC, TensorFaces, tiny_config
+from stargan import checkpoint as ckpt
 from stargan.cli import EXIT_USER_ERROR, main
 from stargan.config import MAX_PARAMETERS, ConfigError, ModelConfig
 from stargan.data.labels import LabelLayout
@@ -31,7 +32,6 @@ from stargan.inference import load
 from stargan.models import build_discriminator, build_generator, count_parameters
 from stargan.official import import_official
 from stargan.presets import get_preset, preset_names
-from stargan import checkpoint as ckpt
 from stargan.training.trainer import Trainer
 
 LAYOUT = LabelLayout((CELEBA_SPEC,))

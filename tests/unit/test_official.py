@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from stargan.checkpoint import CheckpointError
 from stargan.cli import EXIT_USER_ERROR, main
 from stargan.inference import load
 from stargan.official import import_official
-from stargan.checkpoint import CheckpointError
 
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 

@@ -17,11 +17,11 @@ import torch
 from test_official import OfficialG
 
 from conftest import CELEBA_SPEC, TensorFaces, tiny_config
+from stargan.checkpoint import CheckpointError
 from stargan.cli import EXIT_USER_ERROR, main
 from stargan.evaluation import load_judge
 from stargan.inference import load
 from stargan.official import import_official
-from stargan.checkpoint import CheckpointError
 from stargan.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]

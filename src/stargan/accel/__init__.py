@@ -79,7 +79,9 @@ def check(speed: SpeedConfig, device: torch.device) -> None:
 
 
 def use_cpu_kernels(*nets: nn.Module) -> None:
-    """The exact CPU kernels in place: group-norm instance norms, GEMM tiny-map convs."""
+    """The exact CPU kernels in place: group-norm instance norms and, for every strided conv,
+    the GEMM path when its output map is tiny (D's last convs; G's strided convs keep their
+    maps large enough to stay convolutions at every preset size)."""
     for net in nets:
         swap(net, lambda m: type(m) is nn.InstanceNorm2d, GroupNormInstanceNorm)
         swap(net, lambda m: type(m) is nn.Conv2d and m.stride != (1, 1), SmallMapConv2d)
