@@ -86,7 +86,9 @@ def main() -> None:
     for argv in first.values():
         run_case(argv, seconds)
     results = [{"name": c["name"], **run_case(c["argv"], seconds)} for c in cases]
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: ru_maxrss survives fork + exec and would report the parent's size.
+    with open("/proc/self/status") as f:
+        peak_mib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
     report = {"results": results, "import_seconds": import_seconds}
     json.dump(report | {"peak_rss_mib": round(peak_mib, 1)}, sys.stdout)
 

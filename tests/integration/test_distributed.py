@@ -42,6 +42,9 @@ from train_procs import (
     write_tiny_celeba,
 )
 
+# Two-process torchrun runs: the slow tier (CI runs it; `bash scripts/test.sh --fast` does not).
+pytestmark = pytest.mark.slow
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -15,6 +15,9 @@ from torch import nn
 
 from stargan.data.synthfaces import CELEBA_ATTRIBUTES, EXPRESSIONS, SynthFaces
 
+# A learning probe: the slow tier (CI runs it; `bash scripts/test.sh --fast` does not).
+pytestmark = pytest.mark.slow
+
 SIZE, N_TRAIN, N_TEST, EPOCHS, THRESHOLD = 32, 2000, 1000, 8, 0.98
 
 

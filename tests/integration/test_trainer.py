@@ -439,6 +439,7 @@ def test_channels_last_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_lik
     _assert_identical(_weights(nhwc), _weights(second))
 
 
+@pytest.mark.slow  # a speed knob; compiling takes most of the time
 def test_compiled_g_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
     """speed.compile_g: G's training passes run as compiled graphs (with and without autograd),
     with the eager run's losses to float tolerance (inductor's fused kernels round
@@ -466,6 +467,7 @@ def test_compiled_g_trains_alike_and_resumes_bit_for_bit(tmp_path, celeba_like):
     _assert_identical(_weights(compiled), _weights(second))
 
 
+@pytest.mark.slow  # a speed knob; compiling takes most of the time
 def test_compiled_g_trains_in_bf16(tmp_path, celeba_like):
     """speed.compile_g with speed.precision 'bf16': what is compiled is G under the trainer's
     autocast (stargan.accel.Precision: G's convs in bf16, its output cast to fp32 for the

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import CELEBA_SPEC
-from stargan import atomic
+from stargan import accel, atomic
 from stargan import checkpoint as ckpt
 from stargan.config import ModelConfig
 from stargan.data.labels import LabelLayout
@@ -15,9 +15,11 @@ CFG = ModelConfig(image_size=16, c_dim=5, n_classes=5, g_conv_dim=8, g_repeat_nu
 
 
 def _saved_model(path):
+    """A saved G, with the CPU kernels that loading gives it (stargan.accel)."""
     torch.manual_seed(0)
     g = build_generator(CFG)
     ckpt.save_model_file(path, g, CFG, LabelLayout((CELEBA_SPEC,)), step=7)
+    accel.use_cpu_kernels(g)
     return g
 
 

@@ -406,5 +406,10 @@ def register_baseline(cls: type[Baseline]) -> type[Baseline]:
 
 
 def build_baseline(cfg: BaselineConfig, spec: LabelSpec) -> Baseline:
-    """The untrained model of ``cfg.method`` over the expressions ``spec``."""
-    return METHODS[cfg.method](cfg, spec)
+    """The untrained model of ``cfg.method`` over the expressions ``spec``, with the exact CPU
+    kernels StarGAN's nets get by default (stargan.accel), so the comparison is like for like."""
+    from stargan import accel
+
+    model = METHODS[cfg.method](cfg, spec)
+    accel.use_cpu_kernels(model)
+    return model

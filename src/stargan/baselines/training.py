@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 import torch
 
-from stargan import accel
 from stargan import checkpoint as ckpt
 from stargan.baselines.common import (
     METHODS,
@@ -107,7 +106,6 @@ class BaselineTrainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.model: Baseline = build_baseline(cfg, dataset.label_spec).to(self.device)
-        accel.use_cpu_kernels(self.model)  # the same maths, faster on the CPU
         if identity_net is not None:
             if not hasattr(self.model, "attach_identity_net"):
                 raise BaselineError(f"{cfg.method} takes no identity network (DIAT does)")
