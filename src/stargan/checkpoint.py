@@ -182,7 +182,7 @@ def load_optimizer(
         opt.load_state_dict({"state": state, "param_groups": param_groups})
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: optimizer state '{prefix}' does not fit: {e}") from None
-    # Files hold contiguous tensors; a channels_last parameter (run.channels_last) needs its
+    # Files hold contiguous tensors; a channels_last parameter (speed.channels_last) needs its
     # moments in its own memory order: fused Adam walks parameter, gradient and state in
     # memory order without looking at strides, so mismatched ones update the wrong elements.
     for param, param_state in opt.state.items():
