@@ -503,10 +503,10 @@ def test_table_problems_name_line_and_column(tmp_path):
         build_dataset(table_cfg(tmp_path), "train")
     message = str(info.value)
     assert "labels.csv: 4 problems" in message
-    assert "line 3: img1.png: non-binary value 'maybe' in column 'smiling'" in message
+    assert "line 3: img1.png: non-binary value 'maybe' for smiling" in message
     assert "line 4: duplicate filename 'img0.png' (first listed on line 2)" in message
     assert "line 5: 2 cells for 3 columns" in message
-    assert "line 6: img3.png: non-binary value an empty cell in column 'glasses'" in message
+    assert "line 6: img3.png: non-binary value an empty cell for glasses" in message
 
 
 def test_table_unknown_attribute_and_ambiguous_root(tmp_path):

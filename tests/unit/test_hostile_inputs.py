@@ -147,7 +147,7 @@ def test_harmless_table_variants_are_accepted(tmp_path, text):
         pytest.param("filename,smile,hat\na.png,1\n", "line 2: 2 cells for 3 columns", id="short"),
         pytest.param(
             "filename,smile\na.png,maybe\n",
-            "non-binary value 'maybe' in column 'smile'",
+            "non-binary value 'maybe' for smile",
             id="maybe",
         ),
         pytest.param("filename,smile\na.png,\n", "non-binary value an empty cell", id="empty-cell"),

@@ -147,6 +147,55 @@ class Problems:
         raise DatasetError(f"{self.source}: {n} {plural}:\n{shown}{more}")
 
 
+class BinaryRows:
+    """The rows of a binary attribute list, each file listed once: CelebA's attribute file and
+    the table format both read their rows through this, each with its own spellings of 1 and 0
+    (``true``, ``false``; ``expected`` says them in messages). Problems go to ``problems``."""
+
+    def __init__(
+        self, problems: Problems, true: frozenset[str], false: frozenset[str], expected: str
+    ) -> None:
+        self.problems, self.true, self.false, self.expected = problems, true, false, expected
+        self.filenames: list[str] = []
+        self.rows: list[list[float]] = []
+        self.lines: list[int] = []
+        self._first: dict[str, int] = {}
+
+    def parse(
+        self, lineno: int, filename: str, cells: Sequence[str], names: Sequence[str]
+    ) -> list[float] | None:
+        """The row's 0/1 values, or None once its problem is recorded: a file listed before,
+        or a value that is not binary."""
+        if filename in self._first:
+            first = self._first[filename]
+            self.problems.add(
+                lineno, f"duplicate filename {filename!r} (first listed on line {first})"
+            )
+            return None
+        row = []
+        for cell, name in zip(cells, names, strict=True):
+            value = cell.strip().lower()
+            if value not in self.true and value not in self.false:
+                shown = repr(cell.strip()) if cell.strip() else "an empty cell"
+                self.problems.add(
+                    lineno,
+                    f"{filename}: non-binary value {shown} for {name} (expected {self.expected})",
+                )
+                return None
+            row.append(1.0 if value in self.true else 0.0)
+        return row
+
+    def add(self, lineno: int, filename: str, row: list[float]) -> None:
+        self._first[filename] = lineno
+        self.filenames.append(filename)
+        self.rows.append(row)
+        self.lines.append(lineno)
+
+    def values(self, n_names: int) -> torch.Tensor:
+        """[rows, n_names] float32 0/1."""
+        return torch.tensor(self.rows, dtype=torch.float32).reshape(len(self.rows), n_names)
+
+
 def seeded_split(
     n: int, test_size: int, seed: int, *, official: bool = False, where: str = "dataset"
 ) -> tuple[list[int], list[int]]:

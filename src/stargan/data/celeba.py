@@ -33,6 +33,7 @@ import torch
 
 from stargan.config import DataConfig
 from stargan.data.cache import (
+    BinaryRows,
     ImageListDataset,
     Preprocessing,
     Problems,
@@ -111,10 +112,7 @@ def parse_attr_file(path: str | Path) -> AttributeFile:
     if dupes:
         problems.add(2, f"duplicate attribute names {dupes}")
 
-    filenames: list[str] = []
-    rows: list[list[float]] = []
-    lines: list[int] = []
-    first_line: dict[str, int] = {}
+    rows = BinaryRows(problems, _TRUE, _FALSE, "1 or -1")
     for lineno, line in enumerate(raw[2:], start=3):
         fields = line.split()
         if not fields:
@@ -123,32 +121,15 @@ def parse_attr_file(path: str | Path) -> AttributeFile:
         if len(values) != len(names):
             problems.add(lineno, f"{filename}: {len(values)} values for {len(names)} attributes")
             continue
-        if filename in first_line:
-            problems.add(
-                lineno,
-                f"duplicate filename {filename!r} (first listed on line {first_line[filename]})",
-            )
-            continue
-        row = []
-        for attr, v in zip(names, values, strict=True):
-            if v not in _TRUE and v not in _FALSE:
-                problems.add(
-                    lineno, f"{filename}: non-binary value {v!r} for {attr} (expected 1 or -1)"
-                )
-                break
-            row.append(1.0 if v in _TRUE else 0.0)
-        else:
-            first_line[filename] = lineno
-            filenames.append(filename)
-            rows.append(row)
-            lines.append(lineno)
-    if declared is not None and not problems and declared != len(filenames):
+        row = rows.parse(lineno, filename, values, names)
+        if row is not None:
+            rows.add(lineno, filename, row)
+    if declared is not None and not problems and declared != len(rows.filenames):
         problems.add(
-            1, f"the count line says {declared} images but the file lists {len(filenames)}"
+            1, f"the count line says {declared} images but the file lists {len(rows.filenames)}"
         )
     problems.raise_if_any()
-    values = torch.tensor(rows, dtype=torch.float32).reshape(len(rows), len(names))
-    return AttributeFile(path, names, filenames, values, lines)
+    return AttributeFile(path, names, rows.filenames, rows.values(len(names)), rows.lines)
 
 
 def select_columns(names: tuple[str, ...], selected: tuple[str, ...], where: str) -> list[int]:

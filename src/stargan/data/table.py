@@ -39,6 +39,7 @@ import torch
 
 from stargan.config import DataConfig
 from stargan.data.cache import (
+    BinaryRows,
     ImageListDataset,
     Preprocessing,
     Problems,
@@ -109,23 +110,6 @@ def _rows(reader: Any, path: Path) -> Iterator[list[str]]:
         raise DatasetError(f"{path}:{reader.line_num}: cannot read the table ({e})") from None
 
 
-def _binary_row(
-    cells: list[str], cols: list[int], header: list[str]
-) -> tuple[list[float], str | None]:
-    """The 0/1 values of a row's attribute cells, or the first cell's problem."""
-    row = []
-    for i in cols:
-        v = cells[i].strip().lower()
-        if v not in _TRUE and v not in _FALSE:
-            shown = repr(cells[i].strip()) if cells[i].strip() else "an empty cell"
-            return row, (
-                f"non-binary value {shown} in column {header[i]!r} "
-                f"(expected 1/0, 1/-1 or true/false)"
-            )
-        row.append(1.0 if v in _TRUE else 0.0)
-    return row, None
-
-
 def parse_table(path: str | Path) -> AttributeTable:
     """Read an attribute table, reporting every problem with its line and column.
 
@@ -160,11 +144,8 @@ def parse_table(path: str | Path) -> AttributeTable:
         raise DatasetError(f"{path}:1: no attribute columns besides {header[file_col]!r}")
     names = tuple(header[i] for i in attr_cols)
 
-    filenames: list[str] = []
-    rows: list[list[float]] = []
-    lines: list[int] = []
+    rows = BinaryRows(problems, _TRUE, _FALSE, "1/0, 1/-1 or true/false")
     splits: list[str] = []
-    first_line: dict[str, int] = {}
     for cells in records:
         lineno = reader.line_num
         if not any(c.strip() for c in cells):
@@ -176,16 +157,8 @@ def parse_table(path: str | Path) -> AttributeTable:
         if not filename:
             problems.add(lineno, f"empty {header[file_col]!r} cell")
             continue
-        if filename in first_line:
-            problems.add(
-                lineno,
-                f"duplicate filename {filename!r} (first listed on line {first_line[filename]})",
-            )
-            continue
-        row, problem = _binary_row(cells, attr_cols, header)
-        ok = problem is None
-        if problem:
-            problems.add(lineno, f"{filename}: {problem}")
+        row = rows.parse(lineno, filename, [cells[i] for i in attr_cols], names)
+        ok = row is not None
         if split_col is not None:
             s = cells[split_col].strip().lower()
             if s not in ("train", "test"):
@@ -197,14 +170,11 @@ def parse_table(path: str | Path) -> AttributeTable:
                 ok = False
             splits.append(s)
         if ok:
-            first_line[filename] = lineno
-            filenames.append(filename)
-            rows.append(row)
-            lines.append(lineno)
+            rows.add(lineno, filename, row)
     problems.raise_if_any()
-    values = torch.tensor(rows, dtype=torch.float32).reshape(len(rows), len(names))
+    values = rows.values(len(names))
     return AttributeTable(
-        path, names, filenames, values, lines, splits if split_col is not None else None
+        path, names, rows.filenames, values, rows.lines, splits if split_col is not None else None
     )
 
 
