@@ -325,3 +325,17 @@ def test_absurd_numbers_are_refused_by_name(tmp_path, capsys, flags, message):
     assert main(argv) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_files_inside_a_strangers_dataset_folder_cannot_hang_a_reader(tmp_path):
+    """The image cache's index and SynthFaces' ground-truth index are read from the dataset's
+    folder too: as FIFOs they are refused (the cache is rebuilt), not waited on for ever."""
+    from stargan.data.cache import _open_disk_cache
+    from stargan.data.synthfaces import load_ground_truth
+
+    os.mkfifo(tmp_path / "cache.json")
+    (tmp_path / "cache.u8").write_bytes(bytes(12))
+    assert _open_disk_cache(tmp_path / "cache.u8", tmp_path / "cache.json", (1, 2, 2, 3)) is None
+    os.mkfifo(tmp_path / "identities.json")
+    with pytest.raises(UnsafeFileError, match="FIFO"):
+        load_ground_truth(tmp_path)

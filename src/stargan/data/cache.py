@@ -54,6 +54,7 @@ from stargan.data.io import (
 )
 from stargan.data.labels import LabelSpec
 from stargan.data.registry import DatasetError
+from stargan.files import MAX_TEXT_BYTES, parse_json, read_text
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +326,7 @@ def cache_key(files: Sequence[str], prep: Preprocessing) -> str:
 def _open_disk_cache(data_path: Path, meta_path: Path, shape: tuple[int, ...]) -> ScanResult | None:
     """The cache at ``data_path`` if it is complete and intact; None means build it again."""
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = parse_json(read_text(meta_path, MAX_TEXT_BYTES, "image cache index"))
         complete = (
             meta.get("version") == CACHE_VERSION
             and meta.get("shape") == list(shape)

@@ -31,6 +31,7 @@ from stargan.data.synthfaces.faces import (
     sample_state,
 )
 from stargan.data.synthfaces.render import render
+from stargan.files import MAX_TEXT_BYTES, parse_json, read_text
 
 
 def _item_rngs(seed: int, index: int, style: str) -> tuple[np.random.Generator, ...]:
@@ -274,9 +275,9 @@ def load_ground_truth(export_dir: str | Path) -> dict[str, tuple[Identity, FaceS
         raise FileNotFoundError(
             f"{path} not found: was {export_dir} written by export_celeba or export_rafd?"
         )
-    meta = json.loads(path.read_text())
-    if meta.get("format") != "synthfaces-1":
-        raise ValueError(f"{path}: expected format 'synthfaces-1', got {meta.get('format')!r}")
+    meta = parse_json(read_text(path, MAX_TEXT_BYTES, "SynthFaces ground truth"), str(path))
+    if not isinstance(meta, dict) or meta.get("format") != "synthfaces-1":
+        raise ValueError(f"{path}: expected a SynthFaces export index (format 'synthfaces-1')")
     return {
         name: (Identity.from_dict(r["identity"]), FaceState.from_dict(r["state"]), meta["style"])
         for name, r in meta["files"].items()
