@@ -217,3 +217,56 @@ def _synth_joint() -> TrainConfig:
     rafd = DataConfig(name="synthfaces-rafd", image_size=32, num_images=4000, test_size=500)
     return TrainConfig(model=cfg.model, loss=cfg.loss, optim=cfg.optim,
                        data=(cfg.data[0], rafd), run=cfg.run)  # fmt: skip
+
+
+# Presets for the user's own data: our CPU recipe with a warm-up, no SynthFaces judge (the
+# run is evaluated only with --eval-judge FILE), and a schedule scaled to any --num-iters.
+CUSTOM_SIZES = (32, 64, 128)
+CUSTOM_TEST_MAX = 2000
+"""Most images a custom preset holds out for testing (a tenth of the data up to this)."""
+
+
+def _custom(size: int, iters: int) -> TrainConfig:
+    cfg = _synth(size, iters, f"runs/custom-{size}", d_layers=5 if size == 32 else 6)
+    data = DataConfig(name="folder", image_size=size, test_size=CUSTOM_TEST_MAX)
+    optim = OptimConfig(**{**cfg.optim.__dict__, **custom_schedule(iters)["optim"]})
+    run = RunConfig(**{**cfg.run.__dict__, **custom_schedule(iters)["run"]})
+    return TrainConfig(model=cfg.model, loss=cfg.loss, optim=optim, data=(data,), run=run)
+
+
+for _size, _iters in zip(CUSTOM_SIZES, (2500, 5000, 10_000), strict=True):
+    register_preset(
+        f"custom-{_size}",
+        f"your own data (--dataset, --root): {_size} px, our CPU recipe, {_iters} iterations",
+    )(lambda size=_size, iters=_iters: _custom(size, iters))
+
+
+def is_custom(name: str) -> bool:
+    """Whether ``name`` is one of the presets for the user's own data."""
+    return name in {f"custom-{s}" for s in CUSTOM_SIZES}
+
+
+def custom_preset_for(image_size: int | None) -> str:
+    """The custom preset chosen for ``--image-size`` (64 px when not given or not listed)."""
+    return f"custom-{image_size if image_size in CUSTOM_SIZES else 64}"
+
+
+def custom_schedule(num_iters: int, judge: bool = False) -> dict[str, dict[str, int]]:
+    """The custom presets' schedule for a run of ``num_iters``: the learning rates decay over
+    the second half, D's classifier warms up for a tenth (at most 200, as synth-demo), and
+    samples, checkpoints and (with a judge) evaluations come ten, five and five times a run.
+
+    Example:
+        >>> custom_schedule(500)["optim"]
+        {'num_iters_decay': 250, 'd_cls_warmup': 50}
+    """
+    run = {"sample_every": max(1, num_iters // 10), "save_every": max(1, num_iters // 5)}
+    return {
+        "optim": {"num_iters_decay": num_iters // 2, "d_cls_warmup": min(200, num_iters // 10)},
+        "run": {**run, "eval_every": max(1, num_iters // 5) if judge else 0},
+    }
+
+
+def custom_test_size(images: int) -> int:
+    """Images a custom preset holds out of ``images``: a tenth, at least 1, at most 2,000."""
+    return max(1, min(CUSTOM_TEST_MAX, images // 10))

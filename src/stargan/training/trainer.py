@@ -162,6 +162,30 @@ def resolve(
     return dataclasses.replace(cfg, model=model), datasets, layout
 
 
+def periodic_evaluation(
+    cfg: TrainConfig, layout: LabelLayout, device: str | torch.device
+) -> Callable[[Trainer, int], dict[str, float]]:
+    """The run's periodic evaluation: its judge loaded and its test sets built, so that a dry
+    run finds a missing judge or an empty test split before any training."""
+    from stargan.evaluation import EvaluationError, PeriodicEvaluation, load_judge, shipped_judge
+
+    path = cfg.run.eval_judge
+    if path == SHIPPED_JUDGE:
+        path = shipped_judge(layout, cfg.model.image_size)
+        if path is None:
+            raise EvaluationError(
+                f"run.eval_judge 'shipped': no judge shipped with stargan knows the labels "
+                f"{layout.to_dict()} at {cfg.model.image_size} px; train one "
+                f"(`stargan evaluate train-classifier`) and give its file (--eval-judge FILE), "
+                f"or pass --eval-every 0"
+            )
+    if path is None:
+        raise EvaluationError("run.eval_every needs run.eval_judge (--eval-judge FILE)")
+    judge = load_judge(path, device)
+    tests = [build_dataset(d, "test") for d in cfg.data]
+    return PeriodicEvaluation(cfg.run.eval_every, tests, judge, n=cfg.run.eval_num)
+
+
 class Trainer:
     """Trains G and D with the configured losses, schedule and data; owns the run folder.
 
@@ -224,7 +248,9 @@ class Trainer:
         self.log = self.folder.log
         self.train_seconds = 0.0  # training time alone (no eval, sampling or saving), resumed
         self.evaluate = (
-            self._periodic_evaluation() if cfg.run.eval_every and self.dist.is_main else None
+            periodic_evaluation(self.cfg, self.layout, self.device)
+            if cfg.run.eval_every and self.dist.is_main
+            else None
         )
         self._stop_requested = False
         self._fixed_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -236,28 +262,6 @@ class Trainer:
         # and D, so parameter names never gain a "module." prefix.
         self.G_train = distributed.wrap(self.dist, G_train)
         self.D_train = distributed.wrap(self.dist, self.D_fwd)
-
-    def _periodic_evaluation(self) -> Callable[[Trainer, int], dict[str, float]]:
-        from stargan.evaluation import (
-            EvaluationError,
-            PeriodicEvaluation,
-            load_judge,
-            shipped_judge,
-        )
-
-        run = self.cfg.run
-        path = run.eval_judge
-        if path == SHIPPED_JUDGE:
-            path = shipped_judge(self.layout, self.cfg.model.image_size)
-            if path is None:
-                raise EvaluationError(
-                    f"run.eval_judge 'shipped': no judge shipped with stargan knows the labels "
-                    f"{self.layout.to_dict()} at {self.cfg.model.image_size} px; train one "
-                    f"(`stargan evaluate train-classifier`) and give its file"
-                )
-        judge = load_judge(path, self.device)
-        tests = [build_dataset(d, "test") for d in self.cfg.data]
-        return PeriodicEvaluation(run.eval_every, tests, judge, n=run.eval_num)
 
     # Run folder, checkpoints and resume.
 

@@ -271,7 +271,7 @@ def load_ground_truth(export_dir: str | Path) -> dict[str, tuple[Identity, FaceS
         >>> identity, state, style = gt["000001.png"]                         # doctest: +SKIP
     """
     path = Path(export_dir) / "identities.json"
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(
             f"{path} not found: was {export_dir} written by export_celeba or export_rafd?"
         )
