@@ -107,11 +107,14 @@ _METAVARS = {int: "N", float: "X", str: "TEXT"}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Preset, then --config file, then flags, then --set overrides (later wins)."""
-    from stargan.presets import get_preset
+    """Preset, then --config file, then flags, then --set overrides (later wins). The custom
+    presets then fit the schedule to --num-iters and the test split to the data, wherever the
+    flags and --set left those fields unset."""
+    from stargan import presets
 
+    name = args.preset or default_preset(args)
     try:
-        cfg = get_preset(args.preset)
+        cfg = presets.get_preset(name)
     except KeyError as e:
         raise ConfigError(str(e.args[0])) from None
     d = cfg.to_dict()
@@ -124,22 +127,53 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         except (OSError, UnsafeFileError) as e:
             reason = describe_error(e)
             raise ConfigError(f"cannot read config file {args.config}: {reason}") from None
+    explicit = set()  # "section.field" given by a flag or --set
     for key, value in vars(args).items():
         if not key.startswith("cfg:") or value is None:
             continue
-        _, section, name = key.split(":")
+        _, section, field = key.split(":")
+        explicit.add(f"{section}.{field}")
         if section == "data":
             for data in d["data"]:
-                data[name] = list(value) if isinstance(value, list) else value
+                data[field] = list(value) if isinstance(value, list) else value
         else:
-            d[section][name] = value
+            d[section][field] = value
     if args.image_size is not None:
         d["model"]["image_size"] = args.image_size
         for data in d["data"]:
             data["image_size"] = args.image_size
     for item in args.set or []:
         _apply_override(d, item)
-    return TrainConfig.from_dict(d)
+        explicit.add(".".join(p for p in item.split("=", 1)[0].split(".") if not p.isdigit()))
+    if not presets.is_custom(name) or args.config:
+        return TrainConfig.from_dict(d)
+    _fit_schedule(d, explicit)
+    return presets.fit_test_split(TrainConfig.from_dict(d), fixed="data.test_size" in explicit)
+
+
+def default_preset(args: argparse.Namespace) -> str:
+    """synth-demo, or the custom preset for --image-size when --root or a --dataset other than
+    SynthFaces names the user's own data."""
+    from stargan.presets import custom_preset_for
+
+    dataset, root = getattr(args, "cfg:data:name"), getattr(args, "cfg:data:root")
+    if root is None and (dataset is None or dataset.startswith("synthfaces")):
+        return "synth-demo"
+    return custom_preset_for(args.image_size)
+
+
+def _fit_schedule(d: dict[str, Any], explicit: set[str]) -> None:
+    """The custom presets' schedule for the config's num_iters, field by field where unset."""
+    from stargan.presets import custom_schedule
+
+    num_iters = d["optim"].get("num_iters")
+    if not isinstance(num_iters, int) or isinstance(num_iters, bool) or num_iters < 1:
+        return  # the config's own check reports it
+    schedule = custom_schedule(num_iters, judge=d["run"].get("eval_judge") is not None)
+    for section, values in schedule.items():
+        for key, value in values.items():
+            if f"{section}.{key}" not in explicit:
+                d[section][key] = value
 
 
 def _apply_override(d: dict[str, Any], item: str) -> None:
@@ -172,6 +206,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from stargan.training import distributed
 
     cfg = config_from_args(args)
+    if args.preset is None and args.config is None and default_preset(args) != "synth-demo":
+        print(
+            f"preset: {default_preset(args)} (your own data; --preset names another)",
+            file=sys.stderr,
+        )
     # Under torchrun each worker joins the process group (docs/distributed.md); else a no-op.
     ctx = distributed.init_from_env(cfg.run.dist_backend)
     try:
@@ -182,11 +221,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, cfg: TrainConfig, is_main: bool) -> int:
     from stargan.training.logging import ProgressBar
-    from stargan.training.trainer import Trainer, resolve
+    from stargan.training.trainer import Trainer, periodic_evaluation, resolve
 
-    if args.dry_run:  # resolve labels and sizes, but never touch the run folder
+    if args.dry_run:  # build what the run needs, but never touch the run folder
+        resolved, _, layout = resolve(cfg)
+        if cfg.run.eval_every:
+            periodic_evaluation(resolved, layout, "cpu")
         if is_main:
-            print(resolve(cfg)[0].to_json())
+            print(resolved.to_json())
         return 0
     trainer = Trainer(
         cfg,
@@ -365,6 +407,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from stargan import checkpoint as ckpt
     from stargan import inference
+    from stargan.data.grid import sample_grid
     from stargan.data.io import save_image
     from stargan.data.registry import build_dataset
 
@@ -380,7 +423,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         items = [ds[i] for i in range(min(args.num, len(ds)))]
         images.append(torch.stack([x for x, _ in items]))
         labels.append(torch.stack([y for _, y in items]))
-    grid = inference.sample_grid(model.generator, images, labels, model.layout, model.device)
+    grid = sample_grid(model.generator, images, labels, model.layout, model.device)
     save_image(grid, Path(args.out))
     print(f"wrote {args.out}")
     return 0
@@ -441,8 +484,8 @@ def _add_train(sub: Subparsers) -> None:
     )
     t.add_argument(
         "--preset",
-        default="synth-demo",
-        help="starting configuration (`stargan presets` lists them; default: synth-demo)",
+        help="starting configuration (`stargan presets`); default: custom-SIZE for --root, "
+        "else synth-demo",
     )
     t.add_argument("--config", help="JSON config file (as saved in a run's config.json)")
     t.add_argument(
@@ -714,6 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stargan.data.io import ImageDecodeError
     from stargan.data.labels import LabelError
     from stargan.data.registry import DatasetError
+    from stargan.evaluation import EvaluationError
     from stargan.extras import MissingExtraError
     from stargan.facecrop import FaceCropError
     from stargan.training.runfolder import RunFolderError
@@ -733,6 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UnsafeFileError,
         FaceCropError,
         MissingExtraError,
+        EvaluationError,
     ) as e:
         print(f"stargan: error: {e}", file=sys.stderr)
     except OSError as e:

@@ -40,12 +40,38 @@ float32; about what a training step keeps for backward per image). The paper's G
 
 
 class ConfigError(ValueError):
-    """A configuration value that cannot work; the message names the field and the value."""
+    """Configuration values that cannot work; each problem names the field and the value."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__(_join_errors(list(problems)))
+        self.problems = list(problems)
 
 
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
+
+
+class _Checks:
+    """A section's checks, all run before one error lists every one that failed (so a user
+    fixes a config in one try, not one field per try)."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def __call__(self, cond: bool, message: str) -> None:
+        if not cond:
+            self.failed.append(message)
+
+    def done(self) -> None:
+        if self.failed:
+            raise ConfigError(*self.failed)
+
+
+def _join_errors(messages: list[str]) -> str:
+    if len(messages) == 1:
+        return messages[0]
+    return f"{len(messages)} config problems:\n  " + "\n  ".join(messages)
 
 
 AdversarialLoss = Literal["wgan-gp", "bce", "lsgan"]
@@ -203,13 +229,15 @@ class LossConfig:
     attention mask, which keeps the mask shut where the target changes nothing."""
 
     def __post_init__(self) -> None:
-        _check(
+        check = _Checks()
+        check(
             self.adversarial in typing.get_args(AdversarialLoss),
             f"loss.adversarial must be one of {typing.get_args(AdversarialLoss)}, "
             f"got {self.adversarial!r}",
         )
         for name in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_mask"):
-            _check(getattr(self, name) >= 0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
+            check(getattr(self, name) >= 0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        check.done()
 
 
 @dataclass(frozen=True)
@@ -244,34 +272,36 @@ class OptimConfig:
     ``num_iters``. 0 = the paper (not in it; docs/results.md measures it)."""
 
     def __post_init__(self) -> None:
+        check = _Checks()
         for name in ("g_lr", "d_lr"):
-            _check(getattr(self, name) > 0, f"optim.{name} must be > 0, got {getattr(self, name)}")
+            check(getattr(self, name) > 0, f"optim.{name} must be > 0, got {getattr(self, name)}")
         for name in ("beta1", "beta2"):
             v = getattr(self, name)
-            _check(0 <= v < 1, f"optim.{name} must be in [0, 1), got {v}")
-        _check(self.n_critic >= 1, f"optim.n_critic must be >= 1, got {self.n_critic}")
-        _check(self.batch_size >= 1, f"optim.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.num_iters >= 1, f"optim.num_iters must be >= 1, got {self.num_iters}")
-        _check(
+            check(0 <= v < 1, f"optim.{name} must be in [0, 1), got {v}")
+        check(self.n_critic >= 1, f"optim.n_critic must be >= 1, got {self.n_critic}")
+        check(self.batch_size >= 1, f"optim.batch_size must be >= 1, got {self.batch_size}")
+        check(self.num_iters >= 1, f"optim.num_iters must be >= 1, got {self.num_iters}")
+        check(
             0 <= self.num_iters_decay <= self.num_iters,
             f"optim.num_iters_decay must be in [0, num_iters={self.num_iters}], "
             f"got {self.num_iters_decay}",
         )
-        _check(
+        check(
             self.lr_decay in typing.get_args(LrDecay),
             f"optim.lr_decay must be one of {typing.get_args(LrDecay)}, got {self.lr_decay!r}",
         )
-        _check(
+        check(
             self.lr_update_step >= 1,
             f"optim.lr_update_step must be >= 1, got {self.lr_update_step}",
         )
-        _check(
+        check(
             0 <= self.d_cls_warmup < self.num_iters - self.num_iters_decay
             or self.d_cls_warmup == 0,
             f"optim.d_cls_warmup must be in [0, num_iters - num_iters_decay = "
             f"{self.num_iters - self.num_iters_decay}) (the warm-up ends before the learning "
             f"rates decay), got {self.d_cls_warmup}",
         )
+        check.done()
 
 
 @dataclass(frozen=True)
@@ -312,23 +342,25 @@ class DataConfig:
     """Folder of the disk cache (default: <root>/.stargan-cache)."""
 
     def __post_init__(self) -> None:
-        _check(self.image_size >= 4, f"data.image_size must be >= 4, got {self.image_size}")
-        _check(
+        check = _Checks()
+        check(self.image_size >= 4, f"data.image_size must be >= 4, got {self.image_size}")
+        check(
             self.crop_size is None or self.crop_size >= 1,
             f"data.crop_size must be >= 1 or None, got {self.crop_size}",
         )
-        _check(self.test_size >= 0, f"data.test_size must be >= 0, got {self.test_size}")
-        _check(self.num_images >= 1, f"data.num_images must be >= 1, got {self.num_images}")
-        _check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
-        _check(self.ratio >= 1, f"data.ratio must be >= 1, got {self.ratio}")
-        _check(
+        check(self.test_size >= 0, f"data.test_size must be >= 0, got {self.test_size}")
+        check(self.num_images >= 1, f"data.num_images must be >= 1, got {self.num_images}")
+        check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        check(self.ratio >= 1, f"data.ratio must be >= 1, got {self.ratio}")
+        check(
             self.bad_images in typing.get_args(BadImagePolicy),
             f"data.bad_images must be 'fail' or 'skip', got {self.bad_images!r}",
         )
-        _check(
+        check(
             self.cache in typing.get_args(CacheMode),
             f"data.cache must be one of {typing.get_args(CacheMode)}, got {self.cache!r}",
         )
+        check.done()
 
 
 SHIPPED_JUDGE = "shipped"
@@ -366,20 +398,22 @@ class SpeedConfig:
     a quarter of the products, rounded differently (about 1e-5 of the output's scale)."""
 
     def __post_init__(self) -> None:
-        _check(
+        check = _Checks()
+        check(
             self.g_recompute in typing.get_args(GRecompute),
             f"speed.g_recompute must be one of {typing.get_args(GRecompute)}, "
             f"got {self.g_recompute!r}",
         )
-        _check(
+        check(
             self.precision in typing.get_args(Precision),
             f"speed.precision must be one of {typing.get_args(Precision)}, got {self.precision!r}",
         )
-        _check(
+        check(
             not (self.winograd and self.precision == "bf16"),
             "speed.winograd computes fp32 convolutions and speed.precision 'bf16' runs G's "
             "convs in bf16, so it would do nothing: pass --no-winograd or --precision fp32",
         )
+        check.done()
 
 
 SPEED_PROFILES: dict[str, SpeedConfig] = {
@@ -428,33 +462,35 @@ class RunConfig:
     """Under torchrun: 'auto' (NCCL when CUDA is available, else gloo), 'gloo' or 'nccl'."""
 
     def __post_init__(self) -> None:
-        _check(self.log_every >= 1, f"run.log_every must be >= 1, got {self.log_every}")
-        _check(self.sample_every >= 0, f"run.sample_every must be >= 0, got {self.sample_every}")
-        _check(self.save_every >= 1, f"run.save_every must be >= 1, got {self.save_every}")
-        _check(
+        check = _Checks()
+        check(self.log_every >= 1, f"run.log_every must be >= 1, got {self.log_every}")
+        check(self.sample_every >= 0, f"run.sample_every must be >= 0, got {self.sample_every}")
+        check(self.save_every >= 1, f"run.save_every must be >= 1, got {self.save_every}")
+        check(
             self.keep_checkpoints >= 1,
             f"run.keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
         )
-        _check(
+        check(
             0 <= self.num_threads <= MAX_THREADS,
             f"run.num_threads must be in [0, {MAX_THREADS}] (0: torch's default), "
             f"got {self.num_threads}",
         )
-        _check(self.eval_every >= 0, f"run.eval_every must be >= 0, got {self.eval_every}")
-        _check(
+        check(self.eval_every >= 0, f"run.eval_every must be >= 0, got {self.eval_every}")
+        check(
             not self.eval_every or self.eval_judge is not None,
             "run.eval_every needs run.eval_judge, a judge file from "
             "`stargan evaluate train-classifier`",
         )
-        _check(self.eval_num >= 1, f"run.eval_num must be >= 1, got {self.eval_num}")
-        _check(
+        check(self.eval_num >= 1, f"run.eval_num must be >= 1, got {self.eval_num}")
+        check(
             self.on_nonfinite in typing.get_args(NonFinitePolicy),
             f"run.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}",
         )
-        _check(
+        check(
             self.dist_backend in typing.get_args(DistBackend),
             f"run.dist_backend must be 'auto', 'gloo' or 'nccl', got {self.dist_backend!r}",
         )
+        check.done()
 
 
 @dataclass(frozen=True)
@@ -543,7 +579,14 @@ def _from_jsonable(tp: Any, value: Any, where: str) -> Any:
         names = {f.name for f in dataclasses.fields(tp)}
         unknown = sorted(set(value) - names)
         _check(not unknown, f"{where}: unknown field(s) {unknown}; valid: {sorted(names)}")
-        kwargs = {k: _from_jsonable(hints[k], v, f"{where}.{k}") for k, v in value.items()}
+        kwargs, failed = {}, []
+        for k, v in value.items():  # every section is checked, and all problems reported
+            try:
+                kwargs[k] = _from_jsonable(hints[k], v, f"{where}.{k}")
+            except ConfigError as e:
+                failed += e.problems
+        if failed:
+            raise ConfigError(*failed)
         return tp(**kwargs)
     if origin is tuple:
         _check(isinstance(value, list | tuple), f"{where}: expected a list, got {value!r}")

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from stargan.config import (
@@ -228,10 +229,13 @@ CUSTOM_TEST_MAX = 2000
 
 def _custom(size: int, iters: int) -> TrainConfig:
     cfg = _synth(size, iters, f"runs/custom-{size}", d_layers=5 if size == 32 else 6)
-    data = DataConfig(name="folder", image_size=size, test_size=CUSTOM_TEST_MAX)
-    optim = OptimConfig(**{**cfg.optim.__dict__, **custom_schedule(iters)["optim"]})
-    run = RunConfig(**{**cfg.run.__dict__, **custom_schedule(iters)["run"]})
-    return TrainConfig(model=cfg.model, loss=cfg.loss, optim=optim, data=(data,), run=run)
+    schedule = custom_schedule(iters)
+    return dataclasses.replace(
+        cfg,
+        optim=dataclasses.replace(cfg.optim, **schedule["optim"]),
+        data=(DataConfig(name="folder", image_size=size, test_size=CUSTOM_TEST_MAX),),
+        run=dataclasses.replace(cfg.run, **schedule["run"]),
+    )
 
 
 for _size, _iters in zip(CUSTOM_SIZES, (2500, 5000, 10_000), strict=True):
@@ -270,3 +274,22 @@ def custom_schedule(num_iters: int, judge: bool = False) -> dict[str, dict[str, 
 def custom_test_size(images: int) -> int:
     """Images a custom preset holds out of ``images``: a tenth, at least 1, at most 2,000."""
     return max(1, min(CUSTOM_TEST_MAX, images // 10))
+
+
+def fit_test_split(cfg: TrainConfig, fixed: bool = False) -> TrainConfig:
+    """``cfg`` with each on-disk dataset's test_size from :func:`custom_test_size` of its
+    images (unless ``fixed``: the user chose it). Builds each dataset once, uncached, so a
+    missing or empty folder is reported here."""
+    from stargan.data.registry import build_dataset
+
+    if fixed:
+        return cfg
+    data = []
+    for d in cfg.data:
+        if d.root is not None:
+            everything = dataclasses.replace(d, test_size=0, cache="none")
+            d = dataclasses.replace(
+                d, test_size=custom_test_size(len(build_dataset(everything, "train")))
+            )
+        data.append(d)
+    return dataclasses.replace(cfg, data=tuple(data))

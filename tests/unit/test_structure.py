@@ -119,3 +119,10 @@ def test_help_fits_on_two_screens(command):
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         main([*command, "--help"])
     assert len(out.getvalue().splitlines()) < 120
+
+
+def test_training_does_not_import_inference():
+    modules = _modules()
+    training = {n: p for n, p in modules.items() if n.startswith("stargan.training")}
+    for name, path in training.items():
+        assert "stargan.inference" not in _imports(name, path, set(modules)), name

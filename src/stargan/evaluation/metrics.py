@@ -105,7 +105,7 @@ def eval_targets(
 ) -> list[tuple[str, torch.Tensor]]:
     """The evaluation targets of dataset ``source``'s images [N, n_source] in dataset
     ``target``'s slice: (name, labels [N, n_target]) pairs, as the sample-grid columns of
-    :func:`stargan.inference.domain_targets`. Own dataset: a hair colour is set, any other
+    :func:`stargan.data.grid.domain_targets`. Own dataset: a hair colour is set, any other
     binary attribute flipped, each category chosen. Another dataset: its labels start from
     zeros and each one is set in turn."""
     if source == target:

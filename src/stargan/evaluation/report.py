@@ -30,10 +30,10 @@ from PIL import Image
 from torch import nn
 
 from stargan.atomic import atomic_write_bytes
+from stargan.data.grid import make_grid, to_uint8
 from stargan.data.labels import LabelLayout
 from stargan.data.registry import LabelledDataset
 from stargan.evaluation.metrics import eval_targets, ground_truth_fn
-from stargan.inference import make_grid, to_uint8
 from stargan.training.logging import MetricsLog
 
 

@@ -182,6 +182,13 @@ def periodic_evaluation(
     if path is None:
         raise EvaluationError("run.eval_every needs run.eval_judge (--eval-judge FILE)")
     judge = load_judge(path, device)
+    for spec in layout.specs:
+        judge.spec_index(spec)  # raises, naming the labels, for a judge of other data
+    if judge.image_size != cfg.model.image_size:
+        raise EvaluationError(
+            f"{path}: the judge classifies {judge.image_size} px images but the run trains at "
+            f"{cfg.model.image_size} px; train a judge at {cfg.model.image_size} px"
+        )
     tests = [build_dataset(d, "test") for d in cfg.data]
     return PeriodicEvaluation(cfg.run.eval_every, tests, judge, n=cfg.run.eval_num)
 
@@ -572,8 +579,8 @@ class Trainer:
         return self._fixed_batches
 
     def save_samples(self) -> Path:
+        from stargan.data.grid import sample_grid
         from stargan.data.io import save_image
-        from stargan.inference import sample_grid
 
         path = self.out_dir / "samples" / f"step-{self.step:08d}.png"
         if not self.dist.is_main:

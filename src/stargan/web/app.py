@@ -37,11 +37,12 @@ from typing import Any
 import torch
 from PIL import Image
 
+from stargan.data.grid import make_grid
 from stargan.data.io import ImageDecodeError, decode_image, probe_image
 from stargan.data.labels import LabelError
 from stargan.extras import require
 from stargan.facecrop import FaceCropError
-from stargan.inference import StarGAN, default_columns, make_grid, prepare_image, target_title
+from stargan.inference import StarGAN, default_columns, prepare_image, target_title
 
 log = logging.getLogger("stargan.web")
 
