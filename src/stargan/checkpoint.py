@@ -271,14 +271,15 @@ def read_metadata(path: Path, expect_format: str) -> dict[str, str]:
     return meta
 
 
-def read_train_config(path: Path) -> TrainConfig:
+def read_train_config(path: Path, fix: str = "") -> TrainConfig:
     """The training config a model file records (files written by training do; imported
-    official models do not)."""
+    official models do not); ``fix`` tells the user how to do without it."""
     meta = read_metadata(path, MODEL_FORMAT)
     if "train_config" not in meta:
         raise CheckpointError(
             f"{path} records no training config (models from `stargan import-official` have "
             f"none), and this command needs it to find the model's data"
+            + (f"; {fix}" if fix else "")
         )
     try:
         return TrainConfig.from_dict(parse_json(meta["train_config"]))

@@ -301,14 +301,44 @@ def cmd_translate(args: argparse.Namespace) -> int:
         fmt=args.format,
         size=args.size,
     )
+    _print_translate_report(report, args)
+    return 0
+
+
+def _print_translate_report(report: Any, args: argparse.Namespace) -> None:
+    """Each image's source labels (with --quiet, one count per label), what was left out."""
+    from collections import Counter
+
+    from stargan.data.io import IMAGE_EXTENSIONS
+
     how = "inferred by the model's classifier" if report.inferred else "given"
     if report.inferred and args.source:
         how += ", --source overriding"
-    for name, labels in report.sources.items():
-        shown = ", ".join(k for k, v in labels.items() if v >= 0.5) or "none"
-        print(f"{name}: source labels ({how}): {shown}")
+    shown = {
+        name: [k for k, v in labels.items() if v >= 0.5] or ["none"]
+        for name, labels in report.sources.items()
+    }
+    if args.quiet and shown:
+        counts = Counter(label for labels in shown.values() for label in labels)
+        summary = ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+        print(f"source labels ({how}) of {len(shown)} image(s): {summary}")
+    elif not args.quiet:
+        for name, labels in shown.items():
+            print(f"{name}: source labels ({how}): {', '.join(labels)}")
+    if report.ignored:
+        names = ", ".join(p.name for p in report.ignored[:5])
+        more = f" and {len(report.ignored) - 5} more" if len(report.ignored) > 5 else ""
+        print(
+            f"skipped {len(report.ignored)} file(s) that are not images by their extension "
+            f"({names}{more}; images end in {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    if report.no_face:
+        names = ", ".join(str(p) for p in report.no_face)
+        print(
+            f"skipped {len(report.no_face)} photo(s) without exactly one face for "
+            f"--face-crop: {names}"
+        )
     print(f"wrote {len(report.written)} image(s) to {args.out}")
-    return 0
 
 
 def _add_channels_last(p: argparse.ArgumentParser) -> None:
@@ -445,7 +475,11 @@ def cmd_data_formats(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from stargan.data.check import check_dataset, format_report
+    import contextlib
+    import warnings
+
+    from stargan.data.check import DATA_ERRORS, check_dataset, format_report
+    from stargan.presets import sized_test_split
 
     cfg = DataConfig(
         name=args.format,
@@ -453,8 +487,12 @@ def cmd_data_check(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         crop_size=args.crop_size,
         selected_attrs=tuple(args.selected_attrs or ()),
-        test_size=args.test_size,
+        test_size=args.test_size or 0,
     )
+    if args.test_size is None:  # a tenth of the data, as the custom presets hold out
+        with warnings.catch_warnings(), contextlib.suppress(*DATA_ERRORS):
+            warnings.simplefilter("ignore")  # check_dataset reports every problem
+            cfg = sized_test_split(cfg)
     report = check_dataset(cfg)
     print(format_report(report))
     return 0 if report.ok else 1
@@ -571,7 +609,14 @@ def _add_translate(sub: Subparsers) -> None:
     )
     tr.add_argument("--format", choices=["png", "jpg"], default="png", help="output format")
     tr.add_argument("--size", type=int, help="resize outputs to SIZE x SIZE pixels")
-    tr.add_argument("--grid", action="store_true", help="also write grid.FORMAT (inputs x targets)")
+    tr.add_argument(
+        "--grid",
+        action="store_true",
+        help="also write grid.FORMAT (inputs x targets; grid-1, grid-2, ... of 16 rows each)",
+    )
+    tr.add_argument(
+        "--quiet", action="store_true", help="one summary line, not one line of labels per image"
+    )
     tr.add_argument("--device", default="cpu")
     tr.add_argument(
         "--backend",
@@ -676,10 +721,14 @@ def _add_data(sub: Subparsers) -> None:
     dc = dsub.add_parser("check", help="validate a dataset and summarise it")
     dc.add_argument("root", help="dataset folder (or attribute file)")
     dc.add_argument("--format", default="celeba", help="dataset format (`stargan data formats`)")
-    dc.add_argument("--image-size", type=int, default=128)
+    dc.add_argument(
+        "--image-size", type=int, default=128, help="side images are checked at (default 128)"
+    )
     dc.add_argument("--crop-size", type=int)
     dc.add_argument("--selected-attrs", nargs="+")
-    dc.add_argument("--test-size", type=int, default=2000)
+    dc.add_argument(
+        "--test-size", type=int, help="images held out (default: a tenth, at most 2,000)"
+    )
     dc.set_defaults(func=cmd_data_check)
     ds = dsub.add_parser("synth", help="export SynthFaces in the official CelebA/RaFD formats")
     ds.add_argument("--out", required=True, help="output folder")

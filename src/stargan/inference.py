@@ -24,7 +24,7 @@ from stargan import accel
 from stargan import checkpoint as ckpt
 from stargan.config import ConfigError, ModelConfig
 from stargan.data.grid import domain_targets, make_grid
-from stargan.data.io import preprocess, to_tensor
+from stargan.data.io import IMAGE_EXTENSIONS, preprocess, to_tensor
 from stargan.data.labels import LabelError, LabelLayout, set_target
 from stargan.files import output_path, safe_stem
 from stargan.models import Discriminator, build_discriminator, build_generator
@@ -300,20 +300,27 @@ def resolve_model_path(path: str | Path | None) -> Path:
     return PACKAGED_MODEL
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+GRID_ROWS = 16
+"""Most input rows in one grid file: more images make grid-1, grid-2, ... (a grid of hundreds
+of rows is an image no viewer shows)."""
 
 
-def list_images(source: str | Path) -> list[Path]:
-    """An image file, or the image files of a folder (sorted); nothing found is an error."""
+def list_images(source: str | Path) -> tuple[list[Path], list[Path]]:
+    """(images, other files): an image file alone, or a folder's files by extension, sorted;
+    a folder without any image is an error."""
     source = Path(source)
     if source.is_file():
-        return [source]
+        return [source], []
     if not source.is_dir():
         raise FileNotFoundError(f"input {source} is neither an image file nor a folder")
-    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    entries = sorted(p for p in source.iterdir() if not p.is_dir())
+    files = [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {source}")
-    return files
+        raise FileNotFoundError(
+            f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {source}"
+            + (f"; it has {len(entries)} other file(s), e.g. {entries[0].name}" if entries else "")
+        )
+    return files, [p for p in entries if p.suffix.lower() not in IMAGE_EXTENSIONS]
 
 
 def target_title(targets: Targets) -> str:
@@ -400,6 +407,10 @@ class TranslateReport:
     """File -> {label: value} the translation started from (inferred or given)."""
     inferred: bool
     """True when those labels came from D's classifier."""
+    ignored: list[Path] = field(default_factory=list)
+    """Files of the input folder that are not images by their extension."""
+    no_face: list[Path] = field(default_factory=list)
+    """Photos of the input folder left out by --face-crop: no face in them, or several."""
 
 
 def prepare_image(
@@ -443,29 +454,27 @@ def translate_files(
     """Translate every image of ``inputs`` (a file or a folder) and write the results.
 
     One file per image per target (``{stem}-{title}.{fmt}``); with ``grid`` also
-    ``grid.{fmt}`` (a row per image: input, then each target); with ``strip`` one
+    ``grid.{fmt}`` (a row per image: input, then each target; ``grid-1.{fmt}``, ``grid-2...``
+    of at most ``GRID_ROWS`` rows each for more images); with ``strip`` one
     ``{stem}-strip-{title}.{fmt}`` per image (input, then each step). With neither targets nor
     a strip, each label is a target as in sample grids. ``source`` gives the images' current
-    labels; names left out are inferred by D when the model file keeps it.
+    labels; names left out are inferred by D when the model file keeps it. In a folder, files
+    that are not images by extension and photos that ``face_crop`` cannot crop are left out
+    and listed in the report.
 
     Example:
         >>> translate_files("model.safetensors", "photos/", "out/", [{"Blond_Hair": 1}],
         ...                 grid=True, face_crop=True)                  # doctest: +SKIP
     """
-    from stargan.data.io import decode_image, save_image
+    from stargan.data.io import save_image
 
     if fmt not in ("png", "jpg"):
         raise ValueError(f"output format must be 'png' or 'jpg', got {fmt!r}")
     if not isinstance(model, StarGAN):
         model = load(model, device)
-    files = list_images(inputs)
-    x = torch.stack(
-        [
-            prepare_image(
-                decode_image(f), model.config.image_size, face_crop=face_crop, name=str(f)
-            )
-            for f in files
-        ]
+    files, ignored = list_images(inputs)
+    files, x, no_face = _prepare_all(
+        files, model.config.image_size, face_crop, Path(inputs).is_dir()
     )
     start = model.source_labels(x, source)
     columns: list[tuple[str, torch.Tensor]]
@@ -496,10 +505,42 @@ def translate_files(
             )
     if grid and columns:
         tiles = torch.stack([resize_images(t, size) for t in [x] + [y for _, y in columns]], 1)
-        written.append(save_image(make_grid(tiles), out("grid")))
+        parts = tiles.split(GRID_ROWS)  # [rows, 1 + targets, 3, S, S] each
+        for k, part in enumerate(parts, 1):
+            written.append(
+                save_image(make_grid(part), out("grid" if len(parts) == 1 else f"grid-{k}"))
+            )
     sources = {}
     if start is not None:
         labels = start if not isinstance(start, Mapping) else None
         described = model.describe(labels) if labels is not None else [dict(start)] * len(files)
         sources = {str(f): d for f, d in zip(files, described, strict=True)}
-    return TranslateReport(written, sources, inferred=model.has_classifier)
+    return TranslateReport(written, sources, model.has_classifier, ignored, no_face)
+
+
+def _prepare_all(
+    files: list[Path], image_size: int, face_crop: bool, folder: bool
+) -> tuple[list[Path], torch.Tensor, list[Path]]:
+    """(files kept, G's inputs [N, 3, S, S], photos left out): in a folder, a photo that
+    --face-crop cannot crop is left out and named, not the end of the batch."""
+    from stargan.data.io import decode_image
+    from stargan.facecrop import FaceCropError
+
+    kept, inputs, no_face = [], [], []
+    for f in files:
+        try:
+            inputs.append(
+                prepare_image(decode_image(f), image_size, face_crop=face_crop, name=str(f))
+            )
+        except FaceCropError:
+            if not folder:
+                raise
+            no_face.append(f)
+            continue
+        kept.append(f)
+    if not kept:
+        raise FaceCropError(
+            f"none of the {len(files)} photos has exactly one face for --face-crop (the "
+            f"detector wants one frontal face); crop them by hand or leave out --face-crop"
+        )
+    return kept, torch.stack(inputs), no_face

@@ -277,19 +277,22 @@ def custom_test_size(images: int) -> int:
 
 
 def fit_test_split(cfg: TrainConfig, fixed: bool = False) -> TrainConfig:
-    """``cfg`` with each on-disk dataset's test_size from :func:`custom_test_size` of its
-    images (unless ``fixed``: the user chose it). Builds each dataset once, uncached, so a
-    missing or empty folder is reported here."""
-    from stargan.data.registry import build_dataset
-
+    """``cfg`` with each on-disk dataset's test split sized by :func:`sized_test_split`
+    (unless ``fixed``: the user chose it)."""
     if fixed:
         return cfg
-    data = []
-    for d in cfg.data:
-        if d.root is not None:
-            everything = dataclasses.replace(d, test_size=0, cache="none")
-            d = dataclasses.replace(
-                d, test_size=custom_test_size(len(build_dataset(everything, "train")))
-            )
-        data.append(d)
-    return dataclasses.replace(cfg, data=tuple(data))
+    return dataclasses.replace(cfg, data=tuple(sized_test_split(d) for d in cfg.data))
+
+
+def sized_test_split(data: DataConfig) -> DataConfig:
+    """``data`` with test_size from :func:`custom_test_size` of its images when it is on disk
+    (SynthFaces renders its own). Builds the dataset once, uncached, so a missing or empty
+    folder is reported here."""
+    from stargan.data.registry import build_dataset
+
+    if data.root is None:
+        return data
+    everything = dataclasses.replace(data, test_size=0, cache="none")
+    return dataclasses.replace(
+        data, test_size=custom_test_size(len(build_dataset(everything, "train")))
+    )

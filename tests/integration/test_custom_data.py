@@ -8,11 +8,14 @@ import json
 import pytest
 from PIL import Image
 
+from conftest import CELEBA_SPEC
 from stargan.cli import EXIT_USER_ERROR, main
 from stargan.config import ConfigError, TrainConfig
+from stargan.data.folder import IgnoredFilesWarning, scan_folder
 from stargan.data.labels import LabelLayout, LabelSpec
 from stargan.evaluation import Judge, JudgeConfig, save_judge
 from stargan.presets import custom_schedule, get_preset, preset_names
+from tiny_models import tiny_model_file
 
 
 def _folder(root, n=20, size=24):
@@ -111,3 +114,62 @@ def test_every_failed_check_is_reported_at_once(capsys):
     with pytest.raises(ConfigError) as e:
         TrainConfig.from_dict({"optim": {"g_lr": -1.0, "n_critic": 0}, "run": {"save_every": 0}})
     assert len(e.value.problems) == 3
+
+
+def test_train_classifier_help_prints_a_single_percent_sign(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "train-classifier", "--help"])
+    out = capsys.readouterr().out
+    assert "10% of train" in out and "%%" not in out
+
+
+def test_data_check_says_its_size_sizes_the_test_split_and_names_ignored_files(tmp_path, capsys):
+    root = _folder(tmp_path / "pets")
+    Image.new("L", (24, 24), 128).save(root / "cats" / "orl.pgm")  # read, as ORL/AT&T ship
+    (root / "dogs" / "README.txt").write_text("not an image")
+    assert main(["data", "check", str(root), "--format", "folder"]) == 0  # 41 images, no 2,000
+    out = capsys.readouterr().out
+    assert "checked at 128 px (--image-size)" in out
+    assert "1 file(s) not used, not images by their extension (e.g. dogs/README.txt)" in out
+    assert out.count("not used") == 1
+    assert [line.split()[1:] for line in out.splitlines() if line.startswith("images")] == [
+        ["37", "4"]
+    ]
+    with pytest.warns(IgnoredFilesWarning, match="README.txt"):
+        scan_folder(root, "train")
+
+
+def test_evaluate_any_model_file_on_named_data(tmp_path, capsys):
+    """A model file without a training config (as `import-official` writes) is evaluated on
+    data named by --dataset; without it, the error names `evaluate` and the fix."""
+    model = tiny_model_file(tmp_path / "official.safetensors")
+    code = main(["evaluate", "--model", str(model)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR
+    assert "records no training config" in err and "`stargan evaluate`" in err
+    assert "--dataset NAME" in err
+    judge = tmp_path / "judge.safetensors"
+    save_judge(
+        Judge(JudgeConfig(image_size=16, width=2, blocks=(1,)), LabelLayout((CELEBA_SPEC,))), judge
+    )
+    out = tmp_path / "report"
+    argv = [
+        "evaluate",
+        "--model",
+        str(model),
+        "--dataset",
+        "synthfaces-celeba",
+        "--judge",
+        str(judge),
+    ]
+    assert main([*argv, "--num", "4", "--no-fid", "--grid", "0", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"]["path"] == str(model)
+    assert results["evaluations"][0]["source"]["name"] == "synthfaces-celeba"
+
+
+@pytest.mark.parametrize("argv", [["--dataset", "folder"], ["--root", "/nonexistent/pets"]])
+def test_only_root_or_dataset_never_ends_in_a_traceback(argv, capsys):
+    code, _, err = _dry_run(capsys, *argv)
+    assert code == EXIT_USER_ERROR and "Traceback" not in err
+    assert "--root" in err or "not a folder" in err

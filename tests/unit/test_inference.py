@@ -212,3 +212,64 @@ def test_cli_translate_errors_are_explained(model_file, faces, tmp_path, capsys,
                  "--out", str(tmp_path / "o"), *argv])  # fmt: skip
     assert code == EXIT_USER_ERROR
     assert message in capsys.readouterr().err
+
+
+def _many_faces(folder, n):
+    folder.mkdir()
+    g = torch.Generator().manual_seed(2)
+    for i in range(n):
+        pixels = (torch.rand(20, 20, 3, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"p{i:02d}.png")
+    return folder
+
+
+def test_many_images_make_grids_of_at_most_16_rows(model_file, tmp_path):
+    faces = _many_faces(tmp_path / "many", 20)
+    report = translate_files(model_file, faces, tmp_path / "o", [{"Male": 1.0}], grid=True)
+    grids = sorted(p.name for p in report.written if p.name.startswith("grid"))
+    assert grids == ["grid-1.png", "grid-2.png"]
+    with (
+        Image.open(tmp_path / "o" / "grid-1.png") as a,
+        Image.open(tmp_path / "o" / "grid-2.png") as b,
+    ):
+        assert a.size[1] == 16 * 18 + 2 and b.size[1] == 4 * 18 + 2  # 16 px tiles, 2 px gaps
+
+
+def test_quiet_batch_prints_one_summary_and_names_what_was_left_out(model_file, tmp_path, capsys):
+    faces = _many_faces(tmp_path / "many", 3)
+    Image.new("L", (20, 20), 90).save(faces / "orl.pgm")  # ORL/AT&T faces ship as PGM
+    (faces / "notes.txt").write_text("not an image")
+    argv = ["translate", "--model", str(model_file), "--input", str(faces), "--target", "Male"]
+    assert main([*argv, "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(": source labels" in line for line in lines)
+    assert lines[0].startswith("source labels (inferred by the model's classifier) of 4 image(s)")
+    assert "skipped 1 file(s) that are not images by their extension (notes.txt" in lines[1]
+    assert (tmp_path / "o" / "orl-Male.png").is_file()
+    assert main([*argv, "--out", str(tmp_path / "o2")]) == 0
+    assert sum(": source labels" in line for line in capsys.readouterr().out.splitlines()) == 4
+
+
+def test_face_crop_on_a_folder_leaves_out_photos_without_one_face(
+    model_file, tmp_path, capsys, monkeypatch
+):
+    from stargan import facecrop
+
+    def crop(img, name="<image>"):
+        if "p01" in name or "p03" in name:
+            raise facecrop.FaceCropError(f"{name}: no face found for --face-crop")
+        return img
+
+    monkeypatch.setattr(facecrop, "crop_face", crop)
+    faces = _many_faces(tmp_path / "many", 4)
+    argv = ["translate", "--model", str(model_file), "--target", "Male", "--face-crop"]
+    assert main([*argv, "--input", str(faces), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 2 photo(s) without exactly one face" in out and "p01.png" in out
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["p00-Male.png", "p02-Male.png"]
+    # One photo given alone is still refused, and so is a folder where no photo has a face.
+    code = main([*argv, "--input", str(faces / "p01.png"), "--out", str(tmp_path / "o3")])
+    assert code == EXIT_USER_ERROR and "p01.png: no face found" in capsys.readouterr().err
+    monkeypatch.setattr(facecrop, "crop_face", lambda img, name: crop(img, "p01"))
+    code = main([*argv, "--input", str(faces), "--out", str(tmp_path / "o4")])
+    assert code == EXIT_USER_ERROR and "none of the 4 photos" in capsys.readouterr().err

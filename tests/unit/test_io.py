@@ -16,6 +16,7 @@ from PIL import Image
 
 from stargan.data.io import (
     DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
     ImageDecodeError,
     center_crop,
     decode_image,
@@ -260,11 +261,19 @@ def test_missing_file_and_folder(tmp_path):
         decode_image(tmp_path)
 
 
-@pytest.mark.parametrize("fmt", ["TGA", "PCX", "ICO", "PPM"])
+@pytest.mark.parametrize("fmt", ["TGA", "PCX", "ICO", "SGI"])
 def test_formats_outside_the_allow_list_are_refused(fmt):
     data = encode(Image.new("RGB", (16, 16), (1, 2, 3)), fmt)
     with pytest.raises(ImageDecodeError, match="not an image in an allowed format"):
         decode_image(data, name=f"x.{fmt.lower()}")
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "1"])
+def test_pgm_ppm_and_pbm_files_are_read(mode):
+    """The ORL/AT&T faces ship as PGM: the netpbm family is a plain Pillow format."""
+    img = decode_image(encode(Image.new(mode, (6, 4), "white"), "PPM"), name="s1/1.pgm")
+    assert img.mode == "RGB" and img.size == (6, 4) and img.getpixel((0, 0)) == (255, 255, 255)
+    assert {".pgm", ".ppm"} <= IMAGE_EXTENSIONS
 
 
 def test_error_is_a_value_error_with_name_and_reason():

@@ -148,7 +148,7 @@ def select_columns(names: tuple[str, ...], selected: tuple[str, ...], where: str
 def build_celeba(cfg: DataConfig, split: Split) -> ImageListDataset:
     """The ``split`` of a CelebA-format dataset at ``cfg.root`` (see the module docstring)."""
     if cfg.root is None:
-        raise DatasetError("the celeba format needs a root folder (--data-root)")
+        raise DatasetError("the celeba format needs a root folder (--root)")
     attr = parse_attr_file(find_attr_file(cfg.root))
     selected = cfg.selected_attrs or DEFAULT_ATTRS
     columns = select_columns(attr.names, selected, str(attr.path))

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 import torch
 
 from stargan.config import ConfigError, DataConfig
+from stargan.data.folder import IgnoredFilesWarning
 from stargan.data.labels import LabelError, LabelSpec
 from stargan.data.registry import DatasetError, LabelledDataset, Split, build_dataset
 
 SPLITS: tuple[Split, ...] = ("train", "test")
+DATA_ERRORS = (DatasetError, LabelError, ConfigError)
+"""What a dataset can be wrong by: the check reports these as problems."""
 
 
 @dataclass
@@ -47,6 +50,8 @@ class DataReport:
 
     name: str
     root: str | None
+    image_size: int
+    """Side the images were checked at, after cropping and resizing."""
     label_spec: LabelSpec | None = None
     splits: dict[str, SplitReport] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -88,14 +93,18 @@ def check_dataset(cfg: DataConfig) -> DataReport:
 
     Never raises for a problem with the data: those end up in ``report.problems``.
     """
-    report = DataReport(cfg.name, cfg.root)
+    report = DataReport(cfg.name, cfg.root, cfg.image_size)
     scan_cfg = dataclasses.replace(cfg, bad_images="skip", cache="none")
     for split in SPLITS:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the skipped images are in the report
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")  # the skipped images are in the report
                 ds = build_dataset(scan_cfg, split)
-        except (DatasetError, LabelError, ConfigError) as e:
+            for w in caught:
+                note = str(w.message)  # names its folder (both splits of a flat one)
+                if issubclass(w.category, IgnoredFilesWarning) and note not in report.notes:
+                    report.notes.append(note)
+        except DATA_ERRORS as e:
             message = str(e)
             if message not in report.problems:  # both splits read the same label file
                 report.problems.append(message)
@@ -126,7 +135,10 @@ def check_dataset(cfg: DataConfig) -> DataReport:
 
 def format_report(report: DataReport) -> str:
     """A plain-text summary of ``report`` for the terminal."""
-    out = [f"dataset {report.name!r} at {report.root}"]
+    out = [
+        f"dataset {report.name!r} at {report.root}, checked at {report.image_size} px "
+        f"(--image-size)"
+    ]
     spec = report.label_spec
     if spec is not None:
         out.append(f"labels ({spec.kind}, {spec.n_labels}): {', '.join(spec.names)}")

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -48,16 +49,22 @@ def class_folders(root: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(root) if e.is_dir() and _visible(e.name))
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, in sorted path order."""
+class IgnoredFilesWarning(UserWarning):
+    """Files in class folders that are not images by their extension (and so not used)."""
+
+
+def list_images(folder: Path, ignored: list[Path] | None = None) -> list[Path]:
+    """Image files under ``folder``, recursively, in sorted path order; the other visible
+    files are appended to ``ignored`` when given."""
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if _visible(d))
-        found += [
-            Path(dirpath) / f
-            for f in filenames
-            if _visible(f) and Path(f).suffix.lower() in IMAGE_EXTENSIONS
-        ]
+        for f in filter(_visible, filenames):
+            path = Path(dirpath) / f
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
+                found.append(path)
+            elif ignored is not None:
+                ignored.append(path)
     return sorted(found)
 
 
@@ -102,8 +109,9 @@ def scan_folder(
             )
     files: list[Path] = []
     targets: list[int] = []
+    ignored: list[Path] = []
     for k, name in enumerate(classes):
-        images = list_images(split_root / name) if (split_root / name).is_dir() else []
+        images = list_images(split_root / name, ignored) if (split_root / name).is_dir() else []
         if not images and split_root == train_root:
             raise DatasetError(
                 f"{split_root / name}: class folder has no images "
@@ -111,12 +119,21 @@ def scan_folder(
             )
         files += images
         targets += [k] * len(images)
+    if ignored:
+        warnings.warn(
+            IgnoredFilesWarning(
+                f"{split_root}: {len(ignored)} file(s) not used, not images by their extension "
+                f"(e.g. {ignored[0].relative_to(split_root)}); images end in "
+                f"{', '.join(sorted(IMAGE_EXTENSIONS))}"
+            ),
+            stacklevel=2,
+        )
     return files, targets, classes, has_splits
 
 
 def _build(cfg: DataConfig, split: Split, default_crop: int | None) -> ImageListDataset:
     if cfg.root is None:
-        raise DatasetError(f"the {cfg.name} format needs a root folder (--data-root)")
+        raise DatasetError(f"the {cfg.name} format needs a root folder (--root)")
     files, targets, classes, has_splits = scan_folder(cfg.root, split, cfg.selected_attrs)
     if not has_splits:
         train, test = seeded_split(len(files), cfg.test_size, cfg.split_seed, where=cfg.root)

@@ -40,11 +40,12 @@ from PIL import ExifTags, Image, ImageCms, ImageOps
 from stargan.atomic import atomic_write_bytes
 from stargan.files import UnsafeFileError, read_regular
 
-ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
-"""Pillow format ids the decoder will open (JPEG includes multi-picture JPEGs, "MPO")."""
+ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
+"""Pillow format ids the decoder will open (JPEG includes multi-picture JPEGs, "MPO"; PPM
+includes PGM and PBM, as the ORL/AT&T faces ship)."""
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
 )
 """File extensions that dataset scanners treat as images (the content decides the format)."""
 

@@ -182,7 +182,7 @@ def parse_table(path: str | Path) -> AttributeTable:
 def build_table(cfg: DataConfig, split: Split) -> ImageListDataset:
     """The ``split`` of the table at ``cfg.root`` (see the module docstring)."""
     if cfg.root is None:
-        raise DatasetError("the table format needs a root: the .csv/.tsv file (--data-root)")
+        raise DatasetError("the table format needs a root: the .csv/.tsv file (--root)")
     table = parse_table(find_table(cfg.root))
     if not table.filenames:
         raise DatasetError(f"{table.path}: the table lists no images")

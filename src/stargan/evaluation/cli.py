@@ -35,11 +35,23 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     ev = subparsers.add_parser(
         "evaluate",
         help="evaluate a run (judge accuracy, ground truth, judge-FID) and write its report",
-        description="Evaluate the model of a run folder on its dataset's test split and write "
-        "DIR/results.json and DIR/report.html (docs/evaluation.md). The judge is --judge, "
+        description="Evaluate the model of a run folder (or a model file) on its dataset's test "
+        "split (or --dataset's) and write DIR/results.json and DIR/report.html "
+        "(docs/evaluation.md). The judge is --judge, "
         f"else DIR/{RUN_JUDGE}, else one trained now on the train split and cached there.",
     )
     ev.add_argument("--run", metavar="DIR", help="run folder holding model.safetensors")
+    ev.add_argument("--model", metavar="FILE", help="a model file instead of a run folder")
+    ev.add_argument(
+        "--dataset",
+        action="append",
+        metavar="NAME",
+        help="format of the test data (one per dataset of the model), instead of the training "
+        "data the model file records",
+    )
+    ev.add_argument(
+        "--out", metavar="DIR", help="folder for the report (default: the run or model's folder)"
+    )
     ev.add_argument("--judge", metavar="FILE", help="judge file from `evaluate train-classifier`")
     ev.add_argument("--num", type=int, default=2000, help="test images per dataset (default 2000)")
     ev.add_argument("--batch-size", type=int, default=32)
@@ -59,7 +71,7 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
         "train-classifier",
         help="train the judge classifier on real images",
         description="Train the ResNet-18-style judge on a dataset's train split and report its "
-        "held-out error per label (test split, or 10%% of train when there is none).",
+        "held-out error per label (test split, or 10% of train when there is none).",
     )
     src = tc.add_argument_group("data (or --run to reuse a run's datasets)")
     src.add_argument("--dataset", action="append", metavar="NAME", help="format; repeat: joint")
@@ -196,10 +208,14 @@ def _print_held_out(reports: list[dict[str, Any]]) -> None:
 
 
 def _resolve_judge(
-    args: argparse.Namespace, run_dir: Path, cfg: TrainConfig, layout: LabelLayout
+    args: argparse.Namespace,
+    out_dir: Path,
+    configs: list[DataConfig],
+    layout: LabelLayout,
+    seed: int,
 ) -> Any:
-    """--judge, else the run's cached judge, else a shipped judge for the run's labels and
-    size, else one trained now (and cached)."""
+    """--judge, else the judge cached in the output folder, else a shipped judge for the
+    model's labels and size, else one trained now on ``configs`` (and cached)."""
     from stargan.evaluation.classifier import (
         JudgeConfig,
         JudgeTrainConfig,
@@ -209,10 +225,10 @@ def _resolve_judge(
         train_classifier,
     )
 
-    path = Path(args.judge) if args.judge else run_dir / RUN_JUDGE
+    path = Path(args.judge) if args.judge else out_dir / RUN_JUDGE
     if args.judge or path.is_file():
         return load_judge(path, args.device), path
-    size = cfg.model.image_size
+    size = configs[0].image_size
     shipped = shipped_judge(layout, size)
     if shipped is not None:
         print(f"judge: {shipped} (shipped with stargan)", file=sys.stderr)
@@ -222,8 +238,7 @@ def _resolve_judge(
         f"{size} px) on the train split; it will be cached there",
         file=sys.stderr,
     )
-    configs = _with_roots(list(cfg.data), args.root)
-    pairs = [_splits(c, cfg.run.seed) for c in configs]
+    pairs = [_splits(c, seed) for c in configs]
     judge = train_classifier(
         [p[0] for p in pairs],
         JudgeConfig(image_size=size, width=32 if size <= 64 else 64),
@@ -236,6 +251,32 @@ def _resolve_judge(
     return judge, path
 
 
+def _test_data(args: argparse.Namespace, model: Any) -> tuple[list[DataConfig], int]:
+    """(the datasets to evaluate the model on, the seed of a judge trained on them): the
+    --dataset flags, else the training data the model file records."""
+    from stargan import checkpoint as ckpt
+    from stargan.evaluation.classifier import EvaluationError
+    from stargan.presets import sized_test_split
+
+    if not args.dataset:
+        fix = "`stargan evaluate` can be told the data: --model FILE --dataset NAME [--root DIR]"
+        cfg = ckpt.read_train_config(model.path, fix)
+        return _with_roots(list(cfg.data), args.root), cfg.run.seed
+    specs = model.layout.specs
+    if len(args.dataset) != len(specs):
+        raise EvaluationError(
+            f"give one --dataset per dataset of the model ({len(specs)}, with the labels "
+            f"{[list(s.names) for s in specs]}), got {len(args.dataset)}"
+        )
+    size = model.config.image_size
+    configs = [
+        DataConfig(name=name, image_size=size, selected_attrs=spec.names)
+        for name, spec in zip(args.dataset, specs, strict=True)
+    ]
+    # The test split as the custom presets hold it out (the same images for a model of ours).
+    return [sized_test_split(c) for c in _with_roots(configs, args.root)], 0
+
+
 @_user_errors
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from stargan import inference
@@ -244,14 +285,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from stargan.evaluation.metrics import evaluate_model
     from stargan.evaluation.report import translation_grid, write_report
 
-    if not args.run:
-        raise EvaluationError("give --run DIR (or the train-classifier subcommand)")
-    run_dir = Path(args.run)
-    cfg = _run_config(args.run)
-    model = inference.load(run_dir / "model.safetensors", args.device)
-    judge, judge_path = _resolve_judge(args, run_dir, cfg, model.layout)
+    if bool(args.run) == bool(args.model):
+        raise EvaluationError(
+            "give --run DIR or --model FILE (or the train-classifier subcommand); for a model "
+            "file that records no training data, also --dataset NAME [--root DIR]"
+        )
+    model_path = Path(args.model) if args.model else Path(args.run) / "model.safetensors"
+    if args.run and not model_path.is_file():
+        raise EvaluationError(
+            f"no model file {model_path}: is {args.run} a finished (or saved) run folder?"
+        )
+    run_dir = Path(args.out or args.run or model_path.parent)
+    model = inference.load(model_path, args.device)
+    configs, seed = _test_data(args, model)
+    run_dir.mkdir(parents=True, exist_ok=True)  # --out may name a new folder
+    judge, judge_path = _resolve_judge(args, run_dir, configs, model.layout, seed)
     evaluations, grids, skipped = [], [], {}
-    for k, dcfg in enumerate(_with_roots(list(cfg.data), args.root)):
+    for k, dcfg in enumerate(configs):
         try:
             test = build_dataset(dcfg, "test")
         except DatasetError as e:
@@ -280,7 +330,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             grid.title = f"dataset {k} ({dcfg.name})"
             grids.append(grid)
     if not evaluations:
-        raise EvaluationError(f"no dataset of {run_dir} has a test split to evaluate on")
+        raise EvaluationError(f"no dataset of {model_path} has a test split to evaluate on")
     results = {
         "model": {"path": str(model.path), "step": model.step, "labels": model.layout.to_dict()},
         "judge": {
