@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The quick-start demo: set up, train StarGAN on the embedded SynthFaces data, then sample and
-# evaluate. Re-running it continues (or re-uses) the same run. Extra arguments go to `train`.
+# evaluate, and print the figures. Re-running it continues (or re-uses) the same run. Extra
+# arguments go to `train`. It installs the package alone (scripts/setup.sh runtime); the test
+# tools come with scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh runtime
 run=runs/demo
 .venv/bin/stargan train --preset synth-demo --out "$run" --resume "$@"
 .venv/bin/stargan sample --model "$run/model.safetensors" --out "$run/test-grid.png"
@@ -13,3 +15,6 @@ echo
 echo "Look at: $run/report.html (accuracy, ground-truth PSNR beside doing nothing, grids, curves)"
 echo "         $run/test-grid.png (test faces: input, then one column per target attribute)"
 echo "         $run/samples/ (grids during training), $run/metrics.jsonl (losses)"
+echo
+# The headline last, read back from the results just written.
+.venv/bin/python -m stargan.evaluation.headline "$run/results.json"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the whole test suite: lint, fast tests, then slow tests.
+# Set up (scripts/setup.sh dev: the package, every extra and the test tools) and run the whole
+# test suite: lint, fast tests, then slow tests.
 # Pass --fast to skip the slow tier; any other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh dev
 # Debian packages some tests need: chromium for the browser test (no browser download; it
 # skips when absent), g++ for the run.compile_g tests (TorchInductor compiles C++ on the CPU).
 missing=()

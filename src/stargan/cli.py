@@ -280,6 +280,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if not all(math.isfinite(v) for v in args.range):
         raise ConfigError(f"--range must be two finite intensities, got {list(args.range)}")
     model = inference.load(args.model, args.device, args.backend, args.channels_last)
+    if args.model is None:  # out of its domain on anything but SynthFaces-like faces
+        print(inference.PACKAGED_NOTE, file=sys.stderr)
     targets = [inference.parse_target([t], model.layout, "--target") for t in args.target or []]
     if args.set:
         targets.append(inference.parse_target(args.set, model.layout, "--set"))
@@ -437,7 +439,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from stargan import checkpoint as ckpt
     from stargan import inference
-    from stargan.data.grid import sample_grid
+    from stargan.data.grid import sample_grid, spread_indices
     from stargan.data.io import save_image
     from stargan.data.registry import build_dataset
 
@@ -450,10 +452,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"dataset labels {ds.label_spec} differ from the model's {model.layout.specs[k]}"
             )
-        items = [ds[i] for i in range(min(args.num, len(ds)))]
+        items = [ds[i] for i in spread_indices(ds, args.num)]  # every class, not the first
         images.append(torch.stack([x for x, _ in items]))
         labels.append(torch.stack([y for _, y in items]))
-    grid = sample_grid(model.generator, images, labels, model.layout, model.device)
+    grid = sample_grid(model.generator, images, labels, model.layout, model.device, titled=True)
     save_image(grid, Path(args.out))
     print(f"wrote {args.out}")
     return 0
@@ -703,7 +705,7 @@ def _add_sample(sub: Subparsers) -> None:
     s.add_argument("--out", required=True, help="PNG file to write")
     s.add_argument("--split", default="test", choices=["train", "test"])
     s.add_argument("--root", help="dataset root, if it moved since training")
-    s.add_argument("--num", type=int, default=8, help="images per dataset")
+    s.add_argument("--num", type=int, default=8, help="images per dataset, spread over the labels")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_sample)
 

@@ -106,8 +106,12 @@ def crop_box(face: FaceBox) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
-def crop_face(img: Image.Image, *, name: str = "<image>") -> Image.Image:
+def crop_face(
+    img: Image.Image, *, name: str = "<image>", option: str = "--face-crop", off: str = ""
+) -> Image.Image:
     """The one face of ``img`` in a square, CelebA-like frame (edge pixels pad the outside).
+    ``option`` names the crop in the caller's interface and ``off`` how to turn it off (default
+    "leave out OPTION"), for the errors: the web page has a checkbox, not a flag.
 
     Raises:
         FaceCropError: no face, or several faces of similar size, naming ``name``.
@@ -116,14 +120,14 @@ def crop_face(img: Image.Image, *, name: str = "<image>") -> Image.Image:
     faces = detect_faces(img)
     if not faces:
         raise FaceCropError(
-            f"{name}: no face found for --face-crop (the detector wants a frontal face at "
+            f"{name}: no face found for {option} (the detector wants a frontal face at "
             f"least {MIN_FACE_FRACTION:.0%} of the photo's shorter side); crop the photo "
-            f"by hand or leave out --face-crop"
+            f"by hand or {off or f'leave out {option}'}"
         )
     if len(faces) > 1:
         where = ", ".join(f"{b.w} px at ({b.x}, {b.y})" for b in faces)
         raise FaceCropError(
-            f"{name}: {len(faces)} faces found ({where}); --face-crop needs exactly one, so "
+            f"{name}: {len(faces)} faces found ({where}); {option} needs exactly one, so "
             f"crop the photo to one person first"
         )
     left, top, right, bottom = crop_box(faces[0])

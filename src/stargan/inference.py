@@ -50,6 +50,17 @@ class ImageGenerator(Protocol):
 
 PACKAGED_MODEL = Path(__file__).parent / "assets" / "synthfaces-32.safetensors"
 """The small SynthFaces model shipped with the package: the default ``--model``."""
+PACKAGED_NOTE = (
+    "note: the packaged model was trained on 32 px cartoon faces (SynthFaces); on photos it "
+    "paints cartoon shapes (train a model on your own images for those)"
+)
+"""Said wherever the packaged model translates (stderr of `stargan translate`, the web page):
+on anything but SynthFaces-like faces its edits are out of domain."""
+
+
+def is_packaged(model: StarGAN) -> bool:
+    """Whether ``model`` is the packaged SynthFaces model (loaded with no path given)."""
+    return Path(model.path).resolve() == PACKAGED_MODEL.resolve()
 
 
 @dataclass
@@ -414,14 +425,21 @@ class TranslateReport:
 
 
 def prepare_image(
-    img: Image.Image, image_size: int, *, face_crop: bool = False, name: str = "<image>"
+    img: Image.Image,
+    image_size: int,
+    *,
+    face_crop: bool = False,
+    name: str = "<image>",
+    crop_wording: tuple[str, str] = ("--face-crop", ""),
 ) -> torch.Tensor:
     """A decoded RGB image -> G's input [3, S, S] in [-1, 1]: the face crop when asked,
-    otherwise the largest centred square, then a resize to the model's size."""
+    otherwise the largest centred square, then a resize to the model's size.
+    ``crop_wording`` is (how the crop is named, how to turn it off) in the caller's interface,
+    for a failed crop's error (see :func:`stargan.facecrop.crop_face`)."""
     if face_crop:
         from stargan.facecrop import crop_face
 
-        img = crop_face(img, name=name)
+        img = crop_face(img, name=name, option=crop_wording[0], off=crop_wording[1])
     return to_tensor(preprocess(img, image_size, name=name))
 
 

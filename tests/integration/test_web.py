@@ -305,3 +305,27 @@ def test_serve_channels_last_serves_the_same_translations_from_nhwc_weights(
         image = decode_data_url(r.json()["translations"][0]["image"])
         images.append(np.asarray(image, dtype=np.int16))
     assert np.abs(images[0] - images[1]).max() <= 1
+
+
+def test_face_crop_errors_use_the_pages_wording(client):
+    pytest.importorskip("cv2")
+    error = upload(client, face_crop="true").json()["error"]
+    assert 'untick "Crop to the face"' in error and "--face-crop" not in error
+
+
+def test_favicon_is_served_not_a_404(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert r.text.startswith("<svg") and 'rel="icon"' in client.get("/").text
+
+
+def test_only_the_packaged_model_carries_the_out_of_domain_note(client):
+    from stargan.inference import PACKAGED_MODEL
+
+    assert client.get("/api/info").json()["note"] is None  # the user's own model
+    if not PACKAGED_MODEL.is_file():
+        pytest.skip("no packaged model in this install")
+    with make_client(load(None)) as packaged:
+        note = packaged.get("/api/info").json()["note"]
+        assert "32 px cartoon faces" in note and "SynthFaces" in note
+        assert 'id="model-note"' in packaged.get("/").text  # where the page shows it

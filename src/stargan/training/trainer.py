@@ -568,11 +568,14 @@ class Trainer:
     # Samples.
 
     def fixed_batches(self, n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The same first images of every dataset for every sample grid of the run."""
+        """The same images of every dataset for every sample grid of the run, spread over the
+        labels (a folder dataset's first images in sorted order would all be one class)."""
+        from stargan.data.grid import spread_indices
+
         if self._fixed_batches is None:
             self._fixed_batches = []
             for ds in self.datasets:
-                items = [ds[i] for i in range(min(n, len(ds)))]
+                items = [ds[i] for i in spread_indices(ds, n)]
                 self._fixed_batches.append(
                     (torch.stack([x for x, _ in items]), torch.stack([y for _, y in items]))
                 )
@@ -586,6 +589,6 @@ class Trainer:
         if not self.dist.is_main:
             return path
         x, label = zip(*self.fixed_batches(), strict=True)
-        grid = sample_grid(self.G, list(x), list(label), self.layout, self.device)
+        grid = sample_grid(self.G, list(x), list(label), self.layout, self.device, titled=True)
         save_image(grid, path)
         return path

@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
@@ -42,10 +42,25 @@ from stargan.data.io import ImageDecodeError, decode_image, probe_image
 from stargan.data.labels import LabelError
 from stargan.extras import require
 from stargan.facecrop import FaceCropError
-from stargan.inference import StarGAN, default_columns, prepare_image, target_title
+from stargan.inference import (
+    PACKAGED_NOTE,
+    StarGAN,
+    default_columns,
+    is_packaged,
+    prepare_image,
+    target_title,
+)
 
 log = logging.getLogger("stargan.web")
 
+CROP_WORDING = ('"Crop to the face"', 'untick "Crop to the face"')
+"""The page's face-crop checkbox, as a failed crop's error names it (the CLI says --face-crop)."""
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    '<polygon fill="#2563eb" points="8,1 10,6 15,6 11,9.5 12.5,15 8,11.5 3.5,15 5,9.5 1,6 6,6"/>'
+    "</svg>"
+)
+"""The tab icon (a star), inline: /favicon.ico answers it rather than a 404."""
 MAX_PARTS = 8
 """Most multipart fields a request may carry (image, sample, targets, source, flags)."""
 MAX_FIELD_BYTES = 64 << 10
@@ -344,8 +359,9 @@ class Translator:
             )
         try:
             img = decode_image(job.image, name=job.name, max_pixels=self.limits.max_pixels)
+            size = self.model.config.image_size
             x = prepare_image(
-                img, self.model.config.image_size, face_crop=job.face_crop, name=job.name
+                img, size, face_crop=job.face_crop, name=job.name, crop_wording=CROP_WORDING
             )[None]
         except ImageDecodeError as e:
             raise ApiError(415, f"the upload is not a usable image: {e.reason}") from None
@@ -473,6 +489,25 @@ async def _request_fields(request: Any, limits: Limits) -> tuple[dict[str, Any],
     return {name: data for name, (data, _) in parts.items()}, upload
 
 
+def model_info(model: StarGAN, limits: Limits, sample_ids: Sequence[str]) -> dict[str, Any]:
+    """What the page shows and offers (/api/info): the model, its labels, the samples, the
+    limits, and the out-of-domain note when it is the packaged SynthFaces model."""
+    return {
+        "model": model.path.name,
+        "step": model.step,
+        "image_size": model.config.image_size,
+        "classifier": model.has_classifier,
+        "labels": [
+            {"name": name, "kind": spec.kind, "dataset": k}
+            for k, spec in enumerate(model.layout.specs)
+            for name in spec.names
+        ],
+        "samples": [{"id": key, "url": f"/api/samples/{key}"} for key in sample_ids],
+        "limits": asdict(limits),
+        "note": PACKAGED_NOTE if is_packaged(model) else None,
+    }
+
+
 def create_app(
     model: StarGAN,
     *,
@@ -518,21 +553,11 @@ def create_app(
 
     @app.get("/api/info")
     async def info() -> Any:
-        return {
-            "model": model.path.name,
-            "step": model.step,
-            "image_size": model.config.image_size,
-            "classifier": model.has_classifier,
-            "labels": [
-                {"name": name, "kind": spec.kind, "dataset": k}
-                for k, spec in enumerate(model.layout.specs)
-                for name in spec.names
-            ],
-            "samples": [
-                {"id": key, "url": f"/api/samples/{key}"} for key in sorted(sample_store())
-            ],
-            "limits": asdict(limits),
-        }
+        return model_info(model, limits, sorted(sample_store()))
+
+    @app.get("/favicon.ico")
+    async def favicon() -> Any:
+        return Response(FAVICON, media_type="image/svg+xml")
 
     @app.get("/api/samples/{key}")
     async def sample(key: str) -> Any:
