@@ -284,7 +284,9 @@ def center_crop(img: Image.Image, size: int, *, name: str = "<image>") -> Image.
     width, height = img.size
     if width < size or height < size:
         raise ImageDecodeError(
-            name, f"image is {width} x {height}, smaller than the {size} x {size} centre crop"
+            name,
+            f"image is {width} x {height}, smaller than the {size} x {size} centre crop "
+            f"(--crop-size sets the crop)",
         )
     left = round((width - size) / 2.0)
     top = round((height - size) / 2.0)
