@@ -280,8 +280,6 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if not all(math.isfinite(v) for v in args.range):
         raise ConfigError(f"--range must be two finite intensities, got {list(args.range)}")
     model = inference.load(args.model, args.device, args.backend, args.channels_last)
-    if args.model is None:  # out of its domain on anything but SynthFaces-like faces
-        print(inference.PACKAGED_NOTE, file=sys.stderr)
     targets = [inference.parse_target([t], model.layout, "--target") for t in args.target or []]
     if args.set:
         targets.append(inference.parse_target(args.set, model.layout, "--set"))
@@ -304,6 +302,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         size=args.size,
     )
     _print_translate_report(report, args)
+    if args.model is None:  # after the outputs: an error above stays one line
+        print(inference.PACKAGED_NOTE, file=sys.stderr)  # out of its domain on photos
     return 0
 
 
