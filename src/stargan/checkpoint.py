@@ -9,10 +9,11 @@ leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,29 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     atomic_write_bytes(Path(path), st_save(flat, metadata=meta))
 
 
+@contextlib.contextmanager
+def _opened(path: Path, expect_format: str) -> Iterator[tuple[Any, dict[str, str]]]:
+    """(memory-mapped file, metadata) of a regular safetensors file of at most
+    :data:`MAX_FILE_BYTES` in ``expect_format``; every way it can fail is a CheckpointError."""
+    try:
+        check_regular(path, MAX_FILE_BYTES, "model or checkpoint file")
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+            fmt = meta.get("format")
+            if fmt != expect_format:
+                raise CheckpointError(f"{path} has format {fmt!r}, expected {expect_format!r}")
+            yield f, meta
+    except (OSError, UnsafeFileError) as e:
+        raise CheckpointError(f"cannot read {path}: {describe_error(e)}") from None
+    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file (truncated, corrupt or another "
+            f"format such as a pickle): {e}"
+        ) from None
+
+
 def load_tensors(path: Path, expect_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read and verify a file written by :func:`save_tensors` (no code can run while loading).
 
@@ -62,21 +86,8 @@ def load_tensors(path: Path, expect_format: str) -> tuple[dict[str, torch.Tensor
     once (no second copy of the file's bytes).
     """
     path = Path(path)
-    try:
-        check_regular(path, MAX_FILE_BYTES, "model or checkpoint file")
-        with safe_open(str(path), "pt") as f:
-            meta = dict(f.metadata() or {})
-            fmt = meta.get("format")
-            if fmt != expect_format:
-                raise CheckpointError(f"{path} has format {fmt!r}, expected {expect_format!r}")
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not a dict)
-    except (OSError, UnsafeFileError) as e:
-        raise CheckpointError(f"cannot read {path}: {describe_error(e)}") from None
-    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(
-            f"{path} is not a readable safetensors file (truncated, corrupt or another "
-            f"format such as a pickle): {e}"
-        ) from None
+    with _opened(path, expect_format) as (f, meta):
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not a dict)
     stored = meta.pop("sha256", None)
     if stored is None or stored != _digest(tensors, meta):
         raise CheckpointError(f"{path} failed its checksum: the file is corrupt or was modified")
@@ -256,19 +267,8 @@ def read_metadata(path: Path, expect_format: str) -> dict[str, str]:
     """A file's metadata from its header alone (no tensor is read, no checksum verified: for
     what a command needs to know before it loads the model itself)."""
     path = Path(path)
-    try:
-        check_regular(path, MAX_FILE_BYTES, "model or checkpoint file")
-        with safe_open(str(path), "pt") as f:
-            meta = dict(f.metadata() or {})
-    except (OSError, UnsafeFileError) as e:
-        raise CheckpointError(f"cannot read {path}: {describe_error(e)}") from None
-    except SafetensorError as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
-    if meta.get("format") != expect_format:
-        raise CheckpointError(
-            f"{path} has format {meta.get('format')!r}, expected {expect_format!r}"
-        )
-    return meta
+    with _opened(path, expect_format) as (_, meta):
+        return meta
 
 
 def read_train_config(path: Path, fix: str = "") -> TrainConfig:
