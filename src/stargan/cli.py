@@ -400,6 +400,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"serving {model.path} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    if args.model is None:
+        print(inference.PACKAGED_NOTE, file=sys.stderr)  # the page says it too
     serve(create_app(model, limits=limits), sock)
     return 0
 
@@ -610,7 +612,9 @@ def _add_translate(sub: Subparsers) -> None:
         "'stargan[face]')",
     )
     tr.add_argument("--format", choices=["png", "jpg"], default="png", help="output format")
-    tr.add_argument("--size", type=int, help="resize outputs to SIZE x SIZE pixels")
+    tr.add_argument(
+        "--size", type=int, help="output side in pixels (default: the model's, at least 128)"
+    )
     tr.add_argument(
         "--grid",
         action="store_true",

@@ -312,6 +312,9 @@ def resolve_model_path(path: str | Path | None) -> Path:
 
 
 GRID_ROWS = 16
+# Outputs are written at least this large by default: a 32 px model's pictures are too small to
+# look at, and upscaling at write time costs nothing on the compute path.
+MIN_OUTPUT_SIZE = 128
 """Most input rows in one grid file: more images make grid-1, grid-2, ... (a grid of hundreds
 of rows is an image no viewer shows)."""
 
@@ -476,7 +479,8 @@ def translate_files(
     of at most ``GRID_ROWS`` rows each for more images); with ``strip`` one
     ``{stem}-strip-{title}.{fmt}`` per image (input, then each step). With neither targets nor
     a strip, each label is a target as in sample grids. ``source`` gives the images' current
-    labels; names left out are inferred by D when the model file keeps it. In a folder, files
+    labels; names left out are inferred by D when the model file keeps it. ``size`` defaults
+    to the model's side, at least ``MIN_OUTPUT_SIZE`` px. In a folder, files
     that are not images by extension and photos that ``face_crop`` cannot crop are left out
     and listed in the report.
 
@@ -490,6 +494,7 @@ def translate_files(
         raise ValueError(f"output format must be 'png' or 'jpg', got {fmt!r}")
     if not isinstance(model, StarGAN):
         model = load(model, device)
+    size = size or max(model.config.image_size, MIN_OUTPUT_SIZE)
     files, ignored = list_images(inputs)
     files, x, no_face = _prepare_all(
         files, model.config.image_size, face_crop, Path(inputs).is_dir()
@@ -518,15 +523,22 @@ def translate_files(
         steps = model.interpolate(x, strip.targets, strip.values, start)  # [N, K, 3, S, S]
         for f, xi, row in zip(files, x, steps, strict=True):
             tiles = resize_images(torch.cat([xi[None], row]), size)[None]
+            titles = ["input", *(f"{v:g}" for v in strip.values)]
             written.append(
-                save_image(make_grid(tiles), out(f.stem, "strip", target_title(strip.targets)))
+                save_image(
+                    make_grid(tiles, titles=titles),
+                    out(f.stem, "strip", target_title(strip.targets)),
+                )
             )
     if grid and columns:
         tiles = torch.stack([resize_images(t, size) for t in [x] + [y for _, y in columns]], 1)
         parts = tiles.split(GRID_ROWS)  # [rows, 1 + targets, 3, S, S] each
+        titles = ["input", *(title for title, _ in columns)]
         for k, part in enumerate(parts, 1):
             written.append(
-                save_image(make_grid(part), out("grid" if len(parts) == 1 else f"grid-{k}"))
+                save_image(
+                    make_grid(part, titles=titles), out("grid" if len(parts) == 1 else f"grid-{k}")
+                )
             )
     sources = {}
     if start is not None:

@@ -329,3 +329,22 @@ def test_only_the_packaged_model_carries_the_out_of_domain_note(client):
         note = packaged.get("/api/info").json()["note"]
         assert "32 px cartoon faces" in note and "SynthFaces" in note
         assert 'id="model-note"' in packaged.get("/").text  # where the page shows it
+
+
+def test_serve_without_model_says_the_packaged_model_is_out_of_domain_on_photos(
+    tmp_path, monkeypatch, capsys
+):
+    """`stargan serve` on the packaged model prints the out-of-domain note; a named model
+    does not get it."""
+    from stargan import inference
+    from stargan.cli import main
+    from stargan.web import server
+
+    monkeypatch.setattr(server, "listen", lambda host, port: None)
+    monkeypatch.setattr(server, "serve", lambda app, sock: None)
+    path = tiny_model_file(tmp_path / "m.safetensors")
+    monkeypatch.setattr(inference, "PACKAGED_MODEL", path)
+    assert main(["serve"]) == 0
+    assert "trained on 32 px cartoon faces" in capsys.readouterr().err
+    assert main(["serve", "--model", str(path)]) == 0
+    assert "cartoon" not in capsys.readouterr().err

@@ -8,6 +8,7 @@ from PIL import Image
 from stargan import inference
 from stargan.cli import EXIT_USER_ERROR, main
 from stargan.config import ConfigError
+from stargan.data.grid import title_strip
 from stargan.data.labels import LabelError
 from stargan.inference import Strip, load, parse_target, translate_files
 from tiny_models import tiny_model_file
@@ -164,9 +165,11 @@ def test_translate_files_writes_targets_strips_grid_in_format_and_size(model_fil
     with Image.open(out / "face0-Blond_Hair.jpg") as im:
         assert im.size == (24, 24) and im.format == "JPEG"
     with Image.open(out / "face0-strip-Blond_Hair.jpg") as im:
-        assert im.size == (4 * 26 + 2, 28)  # input + 3 steps, 2 px gaps
+        titles = title_strip(["input", "0", "0.5", "1"], 24).shape[0]
+        assert im.size == (4 * 26 + 2, titles + 28)  # input + 3 steps, 2 px gaps, titled
     with Image.open(out / "grid.jpg") as im:
-        assert im.size == (3 * 26 + 2, 2 * 26 + 2)
+        titles = title_strip(["input", "Blond_Hair", "Male=0+Young=0.5"], 24).shape[0]
+        assert titles > 0 and im.size == (3 * 26 + 2, titles + 2 * 26 + 2)
     assert report.inferred and set(report.sources) == {
         str(faces / "face0.png"),
         str(faces / "face1.png"),
@@ -198,7 +201,8 @@ def test_cli_translate_with_set_strip_and_inferred_report(model_file, faces, tmp
         "face1-Blond_Hair+Male=0.png", "face1-Young.png", "face1-strip-Male.png",
     ]  # fmt: skip
     with Image.open(out / "face1-strip-Male.png") as im:
-        assert im.size == (5 * 34 + 2, 36)
+        titles = title_strip(["input", "0", "0.5", "1", "1.5"], 32).shape[0]
+        assert im.size == (5 * 34 + 2, titles + 36)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -232,7 +236,10 @@ def test_many_images_make_grids_of_at_most_16_rows(model_file, tmp_path):
         Image.open(tmp_path / "o" / "grid-1.png") as a,
         Image.open(tmp_path / "o" / "grid-2.png") as b,
     ):
-        assert a.size[1] == 16 * 18 + 2 and b.size[1] == 4 * 18 + 2  # 16 px tiles, 2 px gaps
+        # The 16 px model's outputs are written at MIN_OUTPUT_SIZE (128 px) by default.
+        titles = title_strip(["input", "Male"], 128).shape[0]
+        assert a.size == (2 * 130 + 2, titles + 16 * 130 + 2)
+        assert b.size == (2 * 130 + 2, titles + 4 * 130 + 2)
 
 
 def test_quiet_batch_prints_one_summary_and_names_what_was_left_out(model_file, tmp_path, capsys):

@@ -289,7 +289,7 @@ def _evaluation_html(ev: Mapping[str, Any]) -> str:
 
 def _grid_html(grid: Grid, out_dir: Path, index: int) -> str:
     rows, cols = grid.images.shape[:2]
-    picture = make_grid(grid.images)
+    picture = make_grid(grid.images, titles=grid.columns)
     atomic_write_bytes(out_dir / f"grid-{index}.png", _png(picture))
     cells = to_uint8(grid.images.reshape(rows * cols, *grid.images.shape[2:]))
     header = "".join(f"<th>{html.escape(c)}</th>" for c in grid.columns)
