@@ -62,7 +62,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from stargan.accel.kernels import GroupNormInstanceNorm, SmallMapConv2d, WinogradConv2d, swap
-from stargan.config import SPEED_PROFILES, DataConfig, GRecompute, RunConfig, SpeedConfig
+from stargan.config import (
+    SPEED_PROFILES,
+    DataConfig,
+    GRecompute,
+    RunConfig,
+    SpeedConfig,
+    auto_speed,
+)
 from stargan.data import celeba
 from stargan.data.labels import LabelSpec
 from stargan.data.synthfaces import DEFAULT_SELECTED_ATTRS, EXPRESSIONS
@@ -145,9 +152,14 @@ def _plain(args: argparse.Namespace) -> tuple[bool, bool]:
 
 
 def _base_speed(args: argparse.Namespace) -> SpeedConfig:
-    """Our step's speed settings before the flags: --speed's profile, else the preset's."""
+    """Our step's speed settings before the flags: --speed's profile, else the preset's, else
+    what `stargan train` chooses for the preset's size and --device (config.auto_speed)."""
     profile = getattr(args, "speed", None)
-    return SPEED_PROFILES[profile] if profile else get_preset(args.preset).speed
+    cfg = get_preset(args.preset)
+    if profile is None and cfg.speed == SpeedConfig():
+        profile = auto_speed(cfg.model.image_size, torch.device(args.device).type)
+    speed = SPEED_PROFILES[profile] if profile else cfg.speed
+    return dataclasses.replace(speed, winograd=speed.winograd and not getattr(args, "bf16", False))
 
 
 def speed_for(args: argparse.Namespace, mode: str) -> SpeedConfig:

@@ -13,18 +13,22 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as st_save
 
-from stargan.atomic import atomic_write_bytes
+from stargan.atomic import atomic_write_bytes, atomic_writer  # noqa: F401 (ckpt.atomic_write_bytes)
 from stargan.config import ModelConfig, TrainConfig
 from stargan.data.labels import LabelLayout
 from stargan.files import UnsafeFileError, check_regular, describe_error, parse_json
+
+# Reading a file's header and metadata needs no torch: a command refuses a bad file before
+# it imports torch (over a second). torch is imported where tensors are made or read.
+if TYPE_CHECKING:
+    import torch
 
 MODEL_FORMAT = "stargan-model/1"
 STATE_FORMAT = "stargan-train-state/1"
@@ -37,31 +41,144 @@ class CheckpointError(ValueError):
     """A model or checkpoint file that cannot be used; the message names the file and why."""
 
 
-def _digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+CHUNK_BYTES = 16 << 20
+"""Most bytes of a tensor copied at once while hashing or writing it: a tensor already
+contiguous in CPU memory is read in place, any other is copied (to the CPU, in C order) in
+pieces of at most this size, so a save never holds a second copy of the tensors."""
+
+_ST_DTYPES = {
+    "torch.uint64": "U64",
+    "torch.int64": "I64",
+    "torch.float64": "F64",
+    "torch.complex64": "C64",
+    "torch.float32": "F32",
+    "torch.uint32": "U32",
+    "torch.int32": "I32",
+    "torch.bfloat16": "BF16",
+    "torch.float16": "F16",
+    "torch.uint16": "U16",
+    "torch.int16": "I16",
+    "torch.float8_e4m3fn": "F8_E4M3",
+    "torch.float8_e5m2": "F8_E5M2",
+    "torch.int8": "I8",
+    "torch.uint8": "U8",
+    "torch.bool": "BOOL",
+}
+"""safetensors' name of each dtype, in the order its writer lays tensors out (this dtype rank,
+then name): a file written here is the one safetensors.torch.save writes."""
+_ST_RANK = {dtype: rank for rank, dtype in enumerate(_ST_DTYPES)}
+
+
+def _memory(t: torch.Tensor) -> memoryview:
+    """The bytes of a contiguous CPU tensor, in place. as_strided, not view(-1): a tensor with
+    one element is contiguous whatever its stride, and uint8 views need a stride of 1."""
+    import torch
+
+    return memoryview(t.as_strided((t.numel(),), (1,)).view(torch.uint8).numpy())
+
+
+def _pieces(t: torch.Tensor) -> Iterator[memoryview]:
+    """The bytes of ``t`` in C order (what safetensors stores), at most :data:`CHUNK_BYTES`
+    at a time: views of its memory when it is a contiguous CPU tensor, else bounded copies."""
+    t = t.detach()
+    if t.numel() == 0:
+        return
+    if t.device.type == "cpu" and t.is_contiguous():
+        data = _memory(t)
+        for start in range(0, len(data), CHUNK_BYTES):
+            yield data[start : start + CHUNK_BYTES]
+        return
+    t = t.reshape(1) if t.dim() == 0 else t
+    row = t[0].numel() * t.element_size()
+    if row > CHUNK_BYTES:
+        for sub in t:
+            yield from _pieces(sub)
+        return
+    rows = CHUNK_BYTES // row
+    for start in range(0, t.shape[0], rows):
+        piece = t[start : start + rows].contiguous().cpu()  # on its device first, then moved
+        yield _memory(piece)
+
+
+def _digest(tensors: Mapping[str, torch.Tensor], metadata: dict[str, str]) -> str:
     h = hashlib.sha256()
     for key in sorted(tensors):
         t = tensors[key]
         h.update(f"{key}|{t.dtype}|{list(t.shape)}|".encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())  # no copy
+        for piece in _pieces(t):
+            h.update(piece)
     h.update(json.dumps(metadata, sort_keys=True).encode())
     return h.hexdigest()
 
 
+def _safetensors_header(
+    tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None
+) -> tuple[bytes, list[str]]:
+    """(the bytes before the tensors' data, the tensors' names in file order) of the file
+    safetensors writes: an 8-byte little-endian length, then a JSON header (metadata under
+    ``__metadata__``, then dtype, shape and byte range of each tensor) padded with spaces to
+    a multiple of 8 bytes. Metadata keys are sorted (safetensors' own order is a hash map's,
+    so this is one of the files it may write, and the same one every time)."""
+    unknown = {str(t.dtype) for t in tensors.values() if str(t.dtype) not in _ST_DTYPES}
+    if unknown or "__metadata__" in tensors:
+        raise ValueError(
+            f"cannot store dtypes {sorted(unknown)} or a tensor named '__metadata__' in "
+            f"safetensors; storable dtypes: {', '.join(_ST_DTYPES)}"
+        )
+    order = sorted(tensors, key=lambda k: (_ST_RANK[str(tensors[k].dtype)], k))
+    header: dict[str, Any] = {}
+    if metadata is not None:
+        header["__metadata__"] = dict(sorted(metadata.items()))
+    offset = 0
+    for key in order:
+        t = tensors[key]
+        end = offset + t.numel() * t.element_size()
+        header[key] = {
+            "dtype": _ST_DTYPES[str(t.dtype)],
+            "shape": list(t.shape),
+            "data_offsets": [offset, end],
+        }
+        offset = end
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text, order
+
+
+def write_safetensors(
+    path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+) -> None:
+    """Atomically write the safetensors file of ``tensors`` (on any device, any strides) and
+    ``metadata``, streamed: the header, then each tensor's bytes in pieces of at most
+    :data:`CHUNK_BYTES` (see :func:`_pieces`). Nothing may modify the tensors meanwhile."""
+    head, order = _safetensors_header(tensors, metadata)
+    with atomic_writer(Path(path)) as f:
+        f.write(head)
+        for key in order:
+            for piece in _pieces(tensors[key]):
+                f.write(piece)
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
-    """Atomically write ``tensors`` with JSON-encoded ``metadata`` and a checksum."""
-    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    """Atomically write ``tensors`` with JSON-encoded ``metadata`` and a checksum.
+
+    Streamed (:func:`write_safetensors`): the peak memory of a save is one piece of a tensor,
+    not a copy of all of them. The checksum, which goes in the header and so before the data,
+    is a first pass over the tensors in place; nothing may modify them until this returns.
+    """
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    meta["sha256"] = _digest(flat, meta)
-    atomic_write_bytes(Path(path), st_save(flat, metadata=meta))
+    meta["sha256"] = _digest(tensors, meta)
+    write_safetensors(path, tensors, meta)
 
 
 @contextlib.contextmanager
-def _opened(path: Path, expect_format: str) -> Iterator[tuple[Any, dict[str, str]]]:
+def _opened(
+    path: Path, expect_format: str, framework: str = "pt"
+) -> Iterator[tuple[Any, dict[str, str]]]:
     """(memory-mapped file, metadata) of a regular safetensors file of at most
     :data:`MAX_FILE_BYTES` in ``expect_format``; every way it can fail is a CheckpointError."""
     try:
         check_regular(path, MAX_FILE_BYTES, "model or checkpoint file")
-        with safe_open(str(path), "pt") as f:
+        with safe_open(str(path), framework) as f:
             meta = dict(f.metadata() or {})
             fmt = meta.get("format")
             if fmt != expect_format:
@@ -97,6 +214,8 @@ def load_tensors(path: Path, expect_format: str) -> tuple[dict[str, torch.Tensor
 def _finite(t: torch.Tensor) -> bool:
     """Whether every element is finite. min and max carry any NaN or infinity, and reduce
     without a mask the size of ``t``: 11x faster than isfinite().all() on D's weights."""
+    import torch
+
     if not t.is_floating_point() or t.numel() == 0:
         return True
     low, high = t.aminmax()
@@ -166,6 +285,8 @@ def optimizer_tensors(
     opt: torch.optim.Optimizer, prefix: str
 ) -> tuple[dict[str, torch.Tensor], Any]:
     """Split an optimizer's state into tensors (for safetensors) and JSON (param groups)."""
+    import torch
+
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     for idx, st in sd["state"].items():
@@ -184,6 +305,8 @@ def load_optimizer(
     path: Path,
 ) -> None:
     """Inverse of :func:`optimizer_tensors`."""
+    import torch
+
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith(prefix):
@@ -267,7 +390,7 @@ def read_metadata(path: Path, expect_format: str) -> dict[str, str]:
     """A file's metadata from its header alone (no tensor is read, no checksum verified: for
     what a command needs to know before it loads the model itself)."""
     path = Path(path)
-    with _opened(path, expect_format) as (_, meta):
+    with _opened(path, expect_format, "np") as (_, meta):  # the same checks, without torch
         return meta
 
 

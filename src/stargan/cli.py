@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from stargan.config import (
+    BACKENDS,
+    EXPORT_DTYPES,
+    EXPORT_FORMATS,
+    ONNX_OPSET,
     SPEED_PROFILES,
     ConfigError,
     DataConfig,
@@ -22,7 +26,9 @@ from stargan.config import (
     RunConfig,
     SpeedConfig,
     TrainConfig,
+    auto_speed,
     field_docs,
+    runs_on_onnx,
 )
 from stargan.files import UnsafeFileError, describe_error, parse_json, read_text
 
@@ -120,6 +126,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     d = cfg.to_dict()
     if args.speed:
         d["speed"] = dataclasses.asdict(SPEED_PROFILES[args.speed])
+    auto = not args.speed and cfg.speed == SpeedConfig()
+    if auto:  # the preset leaves it to the machine: flags go on top
+        size = args.image_size or cfg.model.image_size
+        d["speed"] = dataclasses.asdict(SPEED_PROFILES[auto_speed(size, _device_type(args, cfg))])
     if args.config:
         try:
             text = read_text(args.config, MAX_CONFIG_BYTES, "config file")  # a BOM is harmless
@@ -138,6 +148,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                 data[field] = list(value) if isinstance(value, list) else value
         else:
             d[section][field] = value
+    if auto and d["speed"]["precision"] == "bf16" and "speed.winograd" not in explicit:
+        d["speed"]["winograd"] = False  # an fp32 kernel: bf16 runs G's convs in bf16
     if args.image_size is not None:
         d["model"]["image_size"] = args.image_size
         for data in d["data"]:
@@ -149,6 +161,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         return TrainConfig.from_dict(d)
     _fit_schedule(d, explicit)
     return presets.fit_test_split(TrainConfig.from_dict(d), fixed="data.test_size" in explicit)
+
+
+def _device_type(args: argparse.Namespace, cfg: TrainConfig) -> str:
+    """'cpu' or 'cuda': where the run will train (--device, else the preset's; 'auto' asks
+    torch, as the trainer will)."""
+    name = getattr(args, "cfg:run:device", None) or cfg.run.device
+    if name == "auto":
+        import torch
+
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return name.split(":")[0]
 
 
 def default_preset(args: argparse.Namespace) -> str:
@@ -200,6 +223,20 @@ def _apply_override(d: dict[str, Any], item: str) -> None:
 
 
 # Commands.
+
+
+def check_model_file(path: str | Path | None, backend: str = "torch") -> None:
+    """Refuse a bad model file by its header and metadata alone, before a command imports
+    torch (over a second). ``inference.load`` makes these checks first (``read_metadata``
+    reads the header as ``load_tensors`` does; ``parse_model_metadata`` is the same), so the
+    file gets the same message, only sooner; checks that need its tensors (checksum, shapes,
+    NaN) stay there. None (the packaged model) and files for ONNX Runtime pass.
+    """
+    from stargan import checkpoint as ckpt
+
+    if path is None or runs_on_onnx(path, backend):
+        return
+    ckpt.parse_model_metadata(Path(path), ckpt.read_metadata(Path(path), ckpt.MODEL_FORMAT))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -266,7 +303,6 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, is_main: bool) -> int:
 def cmd_translate(args: argparse.Namespace) -> int:
     import math
 
-    from stargan import inference
     from stargan.config import MAX_IMAGE_SIZE
 
     # Checked before the model loads; beyond these bounds a value would only allocate.
@@ -279,6 +315,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--steps must be at most 64 images in a strip, got {args.steps}")
     if not all(math.isfinite(v) for v in args.range):
         raise ConfigError(f"--range must be two finite intensities, got {list(args.range)}")
+    check_model_file(args.model, args.backend)
+    from stargan import inference
+
     model = inference.load(args.model, args.device, args.backend, args.channels_last)
     targets = [inference.parse_target([t], model.layout, "--target") for t in args.target or []]
     if args.set:
@@ -407,6 +446,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    check_model_file(args.model)
     from stargan.export import export_model
 
     out = export_model(
@@ -437,6 +477,7 @@ def cmd_import_official(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    check_model_file(args.model)
     import torch
 
     from stargan import checkpoint as ckpt
@@ -555,8 +596,6 @@ def _add_train(sub: Subparsers) -> None:
 
 
 def _add_translate(sub: Subparsers) -> None:
-    from stargan import inference
-
     tr = sub.add_parser(
         "translate",
         help="translate image files to target labels",
@@ -626,7 +665,7 @@ def _add_translate(sub: Subparsers) -> None:
     tr.add_argument("--device", default="cpu")
     tr.add_argument(
         "--backend",
-        choices=inference.BACKENDS,
+        choices=BACKENDS,
         default="auto",
         help="who computes G: torch, or onnx (ONNX Runtime, for files from `stargan export`); "
         "default auto: onnx for .onnx files",
@@ -636,8 +675,6 @@ def _add_translate(sub: Subparsers) -> None:
 
 
 def _add_export(sub: Subparsers) -> None:
-    from stargan.export import EXPORT_DTYPES, EXPORT_FORMATS, ONNX_OPSET
-
     ex = sub.add_parser(
         "export",
         help="export the generator for another runtime (ONNX), or a compact model file",
@@ -807,38 +844,42 @@ def _describe_os_error(e: OSError) -> str:
     return f"{where}: {e.strerror}" if where and e.strerror else str(e)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from stargan.checkpoint import CheckpointError
-    from stargan.data.io import ImageDecodeError
-    from stargan.data.labels import LabelError
-    from stargan.data.registry import DatasetError
-    from stargan.evaluation import EvaluationError
-    from stargan.extras import MissingExtraError
-    from stargan.facecrop import FaceCropError
-    from stargan.training.runfolder import RunFolderError
-    from stargan.training.trainer import NonFiniteError
+# Errors a user can fix (a bad flag, file or value), reported in one line: (module, class).
+_USER_ERRORS = (
+    ("stargan.config", "ConfigError"),
+    ("stargan.files", "UnsafeFileError"),
+    ("stargan.data.labels", "LabelError"),
+    ("stargan.data.registry", "DatasetError"),
+    ("stargan.data.io", "ImageDecodeError"),
+    ("stargan.checkpoint", "CheckpointError"),
+    ("stargan.training.runfolder", "RunFolderError"),
+    ("stargan.training.trainer", "NonFiniteError"),
+    ("stargan.facecrop", "FaceCropError"),
+    ("stargan.extras", "MissingExtraError"),
+    ("stargan.evaluation.common", "EvaluationError"),
+)
 
+
+def _user_error_types() -> tuple[type[Exception], ...]:
+    """The classes of :data:`_USER_ERRORS` whose modules are loaded: a module that was never
+    imported raised nothing, and importing it here would load torch (over a second) just to
+    report a refused file."""
+    return tuple(getattr(sys.modules[m], n) for m, n in _USER_ERRORS if m in sys.modules)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (
-        ConfigError,
-        LabelError,
-        DatasetError,
-        CheckpointError,
-        RunFolderError,
-        NonFiniteError,
-        ImageDecodeError,
-        UnsafeFileError,
-        FaceCropError,
-        MissingExtraError,
-        EvaluationError,
-    ) as e:
-        print(f"stargan: error: {e}", file=sys.stderr)
-    except OSError as e:
-        if e.errno not in _ENVIRONMENT_ERRNOS and not isinstance(e, FileNotFoundError):
+    except Exception as e:
+        if isinstance(e, _user_error_types()):
+            print(f"stargan: error: {e}", file=sys.stderr)
+        elif isinstance(e, OSError) and (
+            e.errno in _ENVIRONMENT_ERRNOS or isinstance(e, FileNotFoundError)
+        ):
+            print(f"stargan: error: {_describe_os_error(e)}", file=sys.stderr)
+        else:
             raise
-        print(f"stargan: error: {_describe_os_error(e)}", file=sys.stderr)
     return EXIT_USER_ERROR
 
 

@@ -19,10 +19,12 @@ import inspect
 import itertools
 import json
 import math
+import os
 import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 MAX_THREADS = 512
@@ -37,6 +39,27 @@ MAX_ACTIVATIONS = 2**30
 """Most elements in the outputs of G's or D's layers for one image (1,073,741,824: 4 GiB in
 float32; about what a training step keeps for backward per image). The paper's G has 18.2M at
 128 px, 72.7M at 256 px and 291M at 512 px; at 1024 px (1.16G) it needs a smaller g_conv_dim."""
+
+# Choices of `stargan translate` and `stargan export`, kept here (not in inference.py and
+# export.py, which import torch) so that the command line lists them without loading torch.
+Backend = Literal["auto", "torch", "onnx"]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+"""Who computes G: PyTorch (model files) or ONNX Runtime (files from ``stargan export``);
+'auto' picks by the file name (``.onnx`` -> ONNX Runtime)."""
+ONNX_OPSET = 18
+"""The ONNX opset written (torch's exporter targets 18; ONNX Runtime supports it since 1.14)."""
+EXPORT_FORMATS = ("onnx", "safetensors")
+EXPORT_DTYPES = ("float32", "float16")
+
+
+def runs_on_onnx(path: str | os.PathLike[str], backend: str) -> bool:
+    """Whether ``backend`` has ONNX Runtime compute G for the model file ``path``.
+
+    Example:
+        >>> runs_on_onnx("G.onnx", "auto"), runs_on_onnx("model.safetensors", "auto")
+        (True, False)
+    """
+    return backend == "onnx" or (backend == "auto" and Path(path).suffix.lower() == ".onnx")
 
 
 class ConfigError(ValueError):
@@ -419,12 +442,23 @@ class SpeedConfig:
 SPEED_PROFILES: dict[str, SpeedConfig] = {
     "plain": SpeedConfig(cpu_kernels=False),
     "default": SpeedConfig(),
-    "cpu-128": SpeedConfig(channels_last=True, g_recompute="norms"),
+    "cpu-128": SpeedConfig(channels_last=True, g_recompute="norms", winograd=True),
 }
 """Named speed settings (``stargan train --speed NAME``). 'plain': torch's own kernels, as the
 official code computes (the benchmarks' reference); 'default': the exact CPU kernels only;
-'cpu-128': also NHWC order and G's recomputation, the CPU recipe for 128 px and larger (8-10
-percent faster and about 0.4 GB lighter at 128 px, docs/performance.md)."""
+'cpu-128': also NHWC order, G's recomputation and Winograd residual convs, the CPU recipe for
+128 px and larger (faster and lighter at 128 px, slower at 32 px: docs/performance.md)."""
+
+
+def auto_speed(image_size: int, device: str) -> str:
+    """The profile `stargan train` takes when neither --speed, a --config file nor the preset
+    chooses: 'cpu-128' for CPU runs at 128 px and larger, 'default' otherwise.
+
+    Example:
+        >>> auto_speed(128, "cpu"), auto_speed(32, "cpu"), auto_speed(128, "cuda")
+        ('cpu-128', 'default', 'default')
+    """
+    return "cpu-128" if device == "cpu" and image_size >= 128 else "default"
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,11 @@ from stargan import checkpoint as ckpt
 from stargan import onnx_runtime
 from stargan.atomic import atomic_write_bytes
 from stargan.checkpoint import CheckpointError
-from stargan.config import ConfigError
+from stargan.config import EXPORT_DTYPES, EXPORT_FORMATS, ONNX_OPSET, ConfigError
 from stargan.extras import require
 from stargan.inference import PACKAGED_MODEL, StarGAN, load
 from stargan.onnx_runtime import INPUT_NAMES, ONNX_FORMAT, OUTPUT_NAME
 
-ONNX_OPSET = 18
-"""The ONNX opset written (torch's exporter targets 18; ONNX Runtime supports it since 1.14)."""
-EXPORT_FORMATS = ("onnx", "safetensors")
-EXPORT_DTYPES = ("float32", "float16")
 EXPORT_TOLERANCE = 1e-3
 """Largest |ONNX Runtime - PyTorch| accepted by the check made after every export."""
 

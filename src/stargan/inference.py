@@ -11,10 +11,12 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -22,7 +24,7 @@ from PIL import Image
 
 from stargan import accel
 from stargan import checkpoint as ckpt
-from stargan.config import ConfigError, ModelConfig
+from stargan.config import BACKENDS, Backend, ConfigError, ModelConfig, runs_on_onnx
 from stargan.data.grid import domain_targets, make_grid
 from stargan.data.io import IMAGE_EXTENSIONS, preprocess, to_tensor
 from stargan.data.labels import LabelError, LabelLayout, set_target
@@ -34,11 +36,6 @@ Source = Targets | Sequence[torch.Tensor] | None
 """An image's current labels: names -> values for every image, per-dataset label tensors
 [N, n_k] per image (as :meth:`StarGAN.infer_labels` returns), or None (infer with D's
 classifier when the file keeps it, otherwise binary labels start at 0)."""
-
-Backend = Literal["auto", "torch", "onnx"]
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
-"""Who computes G: PyTorch (model files) or ONNX Runtime (files from ``stargan export``);
-'auto' picks by the file name (``.onnx`` -> ONNX Runtime)."""
 
 
 class ImageGenerator(Protocol):
@@ -74,6 +71,8 @@ class StarGAN:
     path: Path
     step: int | None = None
     discriminator: Discriminator | None = field(default=None, repr=False)
+    batch_size: ClassVar[int] = 16
+    """Images per G or D call: memory stays one batch's however many images come in."""
 
     @property
     def device(self) -> torch.device:
@@ -100,8 +99,11 @@ class StarGAN:
                 f"{self.path} keeps no discriminator, so it cannot infer source labels; give "
                 f"them (--source NAME=V), or use a model file written by a recent `stargan train`"
             )
-        _, logits = self.discriminator(images.to(self.device))
-        logits = logits.float().cpu()
+        b = self.batch_size
+        logits = torch.cat(
+            [self.discriminator(images[i : i + b].to(self.device))[1].float().cpu()
+             for i in range(0, images.shape[0], b)]
+        )  # fmt: skip
         out = []
         for k, spec in enumerate(self.layout.specs):
             part = logits[:, self.layout.slice(k)]
@@ -201,8 +203,17 @@ class StarGAN:
         """
         if source is None and self.discriminator is not None:
             source = self.infer_labels(images)
-        c = self.labels_for(targets, images.shape[0], source).to(self.device)
-        return self.generator(images.to(self.device), c).cpu()
+        return self.generate(images, self.labels_for(targets, images.shape[0], source))
+
+    @torch.no_grad()
+    def generate(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """G itself, batch by batch: images [N, 3, S, S] and full label vectors [N, c_dim]
+        -> [N, 3, S, S] on the CPU."""
+        b = self.batch_size
+        return torch.cat(
+            [self.generator(images[i : i + b].to(self.device), labels[i : i + b].to(self.device))
+             .cpu() for i in range(0, images.shape[0], b)]
+        )  # fmt: skip
 
     @torch.no_grad()
     def interpolate(
@@ -229,11 +240,7 @@ class StarGAN:
         c_tgt = self.labels_for(targets, n, source)
         k = self.layout.find(next(iter(targets)))[0]
         c_src = self.layout.embed(k, self._source_slice(k, n, source))
-        x = images.to(self.device)
-        steps = [
-            self.generator(x, (c_src + float(v) * (c_tgt - c_src)).to(self.device)).cpu()
-            for v in values
-        ]
+        steps = [self.generate(images, c_src + float(v) * (c_tgt - c_src)) for v in values]
         return torch.stack(steps, dim=1)
 
 
@@ -257,7 +264,7 @@ def load(
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     is_onnx = path.suffix.lower() == ".onnx"
-    if backend == "onnx" or (backend == "auto" and is_onnx):
+    if runs_on_onnx(path, backend):
         if channels_last:
             raise ConfigError(
                 f"channels_last is a memory order for the torch backend; ONNX Runtime lays "
@@ -488,8 +495,6 @@ def translate_files(
         >>> translate_files("model.safetensors", "photos/", "out/", [{"Blond_Hair": 1}],
         ...                 grid=True, face_crop=True)                  # doctest: +SKIP
     """
-    from stargan.data.io import save_image
-
     if fmt not in ("png", "jpg"):
         raise ValueError(f"output format must be 'png' or 'jpg', got {fmt!r}")
     if not isinstance(model, StarGAN):
@@ -500,52 +505,67 @@ def translate_files(
         files, model.config.image_size, face_crop, Path(inputs).is_dir()
     )
     start = model.source_labels(x, source)
-    columns: list[tuple[str, torch.Tensor]]
+    jobs: list[tuple[str, Callable[[], torch.Tensor]]] = []
     if targets:
-        columns = [(target_title(t), model.translate(x, t, start)) for t in targets]
+        jobs = [(target_title(t), partial(model.translate, x, t, start)) for t in targets]
     elif strip is None:
-        with torch.no_grad():
-            columns = [
-                (title, model.generator(x.to(model.device), c.to(model.device)).cpu())
-                for title, c in default_columns(model, x, start)
-            ]
-    else:
+        jobs = [(n, partial(model.generate, x, c)) for n, c in default_columns(model, x, start)]
+    with _Writer(out_dir, fmt) as write:
         columns = []
-
-    def out(*parts: str) -> Path:  # stems and titles come from strangers' files: made safe
-        return output_path(out_dir, "-".join(safe_stem(p) for p in parts) + f".{fmt}")
-
-    written: list[Path] = []
-    for title, y in columns:
-        for f, image in zip(files, resize_images(y, size), strict=True):
-            written.append(save_image(image, out(f.stem, title)))
-    if strip is not None:
-        steps = model.interpolate(x, strip.targets, strip.values, start)  # [N, K, 3, S, S]
-        for f, xi, row in zip(files, x, steps, strict=True):
-            tiles = resize_images(torch.cat([xi[None], row]), size)[None]
+        for title, compute in jobs:  # each column is written while G computes the next
+            columns.append((title, compute()))
+            for f, image in zip(files, resize_images(columns[-1][1], size), strict=True):
+                write(image, f.stem, title)
+        if strip is not None:
+            steps = model.interpolate(x, strip.targets, strip.values, start)  # [N, K, 3, S, S]
             titles = ["input", *(f"{v:g}" for v in strip.values)]
-            written.append(
-                save_image(
-                    make_grid(tiles, titles=titles),
-                    out(f.stem, "strip", target_title(strip.targets)),
-                )
-            )
-    if grid and columns:
-        tiles = torch.stack([resize_images(t, size) for t in [x] + [y for _, y in columns]], 1)
-        parts = tiles.split(GRID_ROWS)  # [rows, 1 + targets, 3, S, S] each
-        titles = ["input", *(title for title, _ in columns)]
-        for k, part in enumerate(parts, 1):
-            written.append(
-                save_image(
-                    make_grid(part, titles=titles), out("grid" if len(parts) == 1 else f"grid-{k}")
-                )
-            )
+            for f, xi, row in zip(files, x, steps, strict=True):
+                tiles = resize_images(torch.cat([xi[None], row]), size)[None]
+                write(make_grid(tiles, titles=titles), f.stem, "strip", target_title(strip.targets))
+        if grid and columns:
+            tiles = torch.stack([resize_images(t, size) for t in [x] + [y for _, y in columns]], 1)
+            parts = tiles.split(GRID_ROWS)  # [rows, 1 + targets, 3, S, S] each
+            titles = ["input", *(title for title, _ in columns)]
+            for k, part in enumerate(parts, 1):
+                write(make_grid(part, titles=titles), "grid" if len(parts) == 1 else f"grid-{k}")
+    written = write.written
     sources = {}
     if start is not None:
         labels = start if not isinstance(start, Mapping) else None
         described = model.describe(labels) if labels is not None else [dict(start)] * len(files)
         sources = {str(f): d for f, d in zip(files, described, strict=True)}
     return TranslateReport(written, sources, model.has_classifier, ignored, no_face)
+
+
+class _Writer:
+    """Writes translate_files' pictures on one background thread, so that PNG/JPEG encoding
+    and file writing overlap G's next batch. Names come from strangers' files: each part is
+    made safe and the path kept inside ``out_dir``. Files are renamed into place whole but
+    not fsynced one by one: outputs can be made again, and a sync per image cost more than
+    encoding it."""
+
+    def __init__(self, out_dir: str | Path, fmt: str) -> None:
+        self.out_dir, self.fmt = out_dir, fmt
+        self.pending: list[Future[Path]] = []
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="stargan-writer")
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __call__(self, image: torch.Tensor | np.ndarray, *parts: str) -> None:
+        from stargan.data.io import save_image
+
+        name = "-".join(safe_stem(p) for p in parts) + f".{self.fmt}"
+        path = output_path(self.out_dir, name)
+        self.pending.append(self.pool.submit(save_image, image, path, sync=False))
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+    @property
+    def written(self) -> list[Path]:
+        """The paths written, in the order asked; a failed write raises its error here."""
+        return [f.result() for f in self.pending]
 
 
 def _prepare_all(

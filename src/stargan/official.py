@@ -41,15 +41,17 @@ import pickle
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import torch
-import torch._weights_only_unpickler as weights_only_unpickler
+from typing import TYPE_CHECKING
 
 from stargan.checkpoint import CheckpointError, load_module_weights, save_model_file
 from stargan.config import MAX_IMAGE_SIZE, MAX_PARAMETERS, ConfigError, ModelConfig
 from stargan.data.labels import LabelLayout, LabelSpec
 from stargan.files import UnsafeFileError, read_regular
-from stargan.models import build_discriminator, build_generator
+
+# torch is imported where tensors are read, after the file's checks: a refused file is
+# reported without loading torch (over a second).
+if TYPE_CHECKING:
+    import torch
 
 UNUSED_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 """Instance-norm buffers of the release that carry nothing (it never switches to eval)."""
@@ -80,6 +82,8 @@ class _Claims:
         """Bytes claimed by all storages."""
 
     def __call__(self, pid: tuple) -> torch.storage.TypedStorage:
+        import torch
+
         _, storage_type, key, _location, numel, view = pid
         if key in self.storages:
             return self.storages[key]
@@ -111,6 +115,9 @@ def _legacy_shapes(data: bytes, path: Path) -> object:
     list of storage keys, then each storage's bytes. The pickle is read by torch.load's own
     restricted unpickler (what weights_only=True runs), with storages that exist only as
     claims: torch has no public way to read shapes alone from this format."""
+    import torch
+    import torch._weights_only_unpickler as weights_only_unpickler
+
     buf = io.BytesIO(data[:MAX_PICKLE_BYTES])
     claims = _Claims(len(data), path)
     try:
@@ -141,6 +148,8 @@ def _legacy_shapes(data: bytes, path: Path) -> object:
 
 
 def _state_dict(state: object, path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     if isinstance(state, Mapping) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(
@@ -190,6 +199,8 @@ class OfficialCheckpoint:
     def _load(self, meta: bool) -> dict[str, torch.Tensor]:
         # Zip (PyTorch >= 1.6): torch reads shapes alone with map_location="meta", and checks
         # each record's size before allocating its storage. Legacy: see _legacy_shapes.
+        import torch
+
         is_zip = self._data[:4] == b"PK\x03\x04"
         try:
             if meta and not is_zip:
@@ -342,6 +353,10 @@ def import_official(
         )
     except ValueError as e:
         raise CheckpointError(f"{g_file.path}: no model of ours matches: {e}") from None
+    import torch
+
+    from stargan.models import build_discriminator, build_generator
+
     # Names and shapes are compared on meta-device nets before any weight is read.
     with torch.device("meta"):
         g = build_generator(cfg)

@@ -55,7 +55,9 @@ def test_speed_profiles():
     and exact recomputation (neither changes the recipe: same arithmetic, lower memory peak)."""
     assert SPEED_PROFILES["plain"] == SpeedConfig(cpu_kernels=False)
     assert SPEED_PROFILES["default"] == SpeedConfig()
-    assert SPEED_PROFILES["cpu-128"] == SpeedConfig(channels_last=True, g_recompute="norms")
+    assert SPEED_PROFILES["cpu-128"] == SpeedConfig(
+        channels_last=True, g_recompute="norms", winograd=True
+    )
     cfg = dataclasses.replace(get_preset("celeba-128"), speed=SPEED_PROFILES["cpu-128"])
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -165,3 +167,26 @@ def test_speed_settings_under_run_of_earlier_versions_move_to_speed():
     del d["speed"]
     with pytest.raises(ConfigError, match="speed.winograd computes fp32"):
         TrainConfig.from_dict(d)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--preset", "celeba-128"], {"channels_last": True, "g_recompute": "norms"}),
+        (["--preset", "rafd-128"], {"winograd": True}),
+        (["--preset", "celeba-128", "--no-winograd"], {"channels_last": True, "winograd": False}),
+        (["--preset", "celeba-128", "--precision", "bf16"], {"winograd": False}),
+        (["--preset", "celeba-128", "--speed", "plain"], {"cpu_kernels": False, "winograd": False}),
+        (["--preset", "celeba-128", "--device", "cuda"], {"winograd": False}),
+        (["--preset", "synth-demo"], {"channels_last": False, "g_recompute": "none"}),
+        (["--preset", "custom-32", "--image-size", "128"], {"winograd": True}),
+    ],
+)  # fmt: skip
+def test_train_picks_the_cpu_recipe_at_128_px_unless_told_otherwise(argv, expected):
+    """`stargan train` without --speed: 'cpu-128' for CPU runs at 128 px and larger, 'default'
+    elsewhere; flags go on top, and bf16 drops the fp32-only Winograd kernel."""
+    from stargan.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(["train", "--device", "cpu", *argv])
+    speed = dataclasses.asdict(config_from_args(args).speed)
+    assert {k: speed[k] for k in expected} == expected

@@ -280,3 +280,30 @@ def test_face_crop_on_a_folder_leaves_out_photos_without_one_face(
     monkeypatch.setattr(facecrop, "crop_face", lambda img, name, **_wording: crop(img, "p01"))
     code = main([*argv, "--input", str(faces), "--out", str(tmp_path / "o4")])
     assert code == EXIT_USER_ERROR and "none of the 4 photos" in capsys.readouterr().err
+
+
+def test_translation_runs_g_and_d_a_batch_at_a_time(model_file, monkeypatch):
+    """Folders of any size: G and D see at most StarGAN.batch_size images per call, with the
+    same results as one call over everything."""
+    model = load(model_file)
+    x = torch.rand(5, 3, 16, 16) * 2 - 1
+    whole = model.translate(x, {"Male": 1.0})
+    seen = []
+    forward = model.generator.forward
+    monkeypatch.setattr(
+        model.generator, "forward", lambda x, c: seen.append(len(x)) or forward(x, c)
+    )
+    monkeypatch.setattr(type(model), "batch_size", 2)
+    assert torch.allclose(model.translate(x, {"Male": 1.0}), whole, atol=1e-5)
+    assert seen == [2, 2, 1]
+
+
+def test_a_failed_write_is_raised_not_lost(model_file, faces, tmp_path, monkeypatch):
+    from stargan.data import io
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io, "save_image", refuse)
+    with pytest.raises(OSError, match="No space left"):
+        translate_files(model_file, faces, tmp_path / "o", [{"Male": 1.0}])

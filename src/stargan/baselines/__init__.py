@@ -18,35 +18,33 @@ Example:
     >>> y = model.translate(x, "neutral", "happy")                         # doctest: +SKIP
 """
 
-from stargan.baselines.common import (
-    METHODS,
-    Baseline,
-    BaselineConfig,
-    BaselineError,
-    ExpressionData,
-    Stage,
-    build_baseline,
-    register_baseline,
-)
-from stargan.baselines.cyclegan import CycleGAN
-from stargan.baselines.diat import DIAT
-from stargan.baselines.icgan import IcGAN
-from stargan.baselines.identity import IdentityFeatures, train_identity_classifier
-from stargan.baselines.paper import (
-    PAPER_TABLE3,
-    RAFD_EXPRESSIONS,
-    format_parameters,
-    paper_scale_parameters,
-)
-from stargan.baselines.training import (
-    BASELINE_FORMAT,
-    STATE_FORMAT,
-    BaselineTrainer,
-    load_baseline,
-    save_baseline,
-    train,
-)
-from stargan.training.runfolder import RunFolderError
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Names are imported on first use, so that the ``stargan`` command (which registers
+# ``stargan baselines`` from :mod:`stargan.baselines.cli`) does not load torch for every other
+# subcommand. The first use imports every module below: the methods register themselves.
+_EXPORTS = {
+    "common": (
+        "METHODS", "Baseline", "BaselineConfig", "BaselineError", "ExpressionData", "Stage",
+        "build_baseline", "register_baseline",
+    ),
+    "cyclegan": ("CycleGAN",),
+    "diat": ("DIAT",),
+    "icgan": ("IcGAN",),
+    "identity": ("IdentityFeatures", "train_identity_classifier"),
+    "paper": ("PAPER_TABLE3", "RAFD_EXPRESSIONS", "format_parameters", "paper_scale_parameters"),
+    "training": (
+        "BASELINE_FORMAT", "STATE_FORMAT", "BaselineTrainer", "load_baseline", "save_baseline",
+        "train",
+    ),
+}  # fmt: skip
+_MODULE_OF = {
+    name: f"stargan.baselines.{module}" for module, names in _EXPORTS.items() for name in names
+}
+_MODULE_OF["RunFolderError"] = "stargan.training.runfolder"  # what a baseline run raises too
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -74,3 +72,17 @@ __all__ = [
     "train",
     "train_identity_classifier",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'stargan.baselines' has no attribute {name!r}")
+    for module in _EXPORTS:
+        importlib.import_module(f"stargan.baselines.{module}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

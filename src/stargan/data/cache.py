@@ -38,11 +38,9 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from stargan.data.io import (
     DEFAULT_MAX_PIXELS,
@@ -55,6 +53,11 @@ from stargan.data.io import (
 from stargan.data.labels import LabelSpec
 from stargan.data.registry import DatasetError
 from stargan.files import MAX_TEXT_BYTES, parse_json, read_text
+
+# Listing, labelling and checking images need no torch (`stargan data check` runs without it,
+# a second sooner); it is imported where tensors are made and where worker processes decode.
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +195,9 @@ class BinaryRows:
         self.rows.append(row)
         self.lines.append(lineno)
 
-    def values(self, n_names: int) -> torch.Tensor:
+    def values(self, n_names: int) -> np.ndarray:
         """[rows, n_names] float32 0/1."""
-        return torch.tensor(self.rows, dtype=torch.float32).reshape(len(self.rows), n_names)
+        return np.array(self.rows, dtype=np.float32).reshape(len(self.rows), n_names)
 
 
 def seeded_split(
@@ -247,8 +250,8 @@ def find_image_dir(
 ScanMode = Literal["probe", "decode", "keep"]
 
 
-class _Scan(Dataset):
-    """One pass over the files, run by a DataLoader so that workers parallelise decoding."""
+class _Scan:
+    """One pass over the files, run by a DataLoader when workers parallelise decoding."""
 
     def __init__(self, files: Sequence[str], prep: Preprocessing, mode: ScanMode) -> None:
         self.files, self.prep, self.mode = files, prep, mode
@@ -292,12 +295,18 @@ def scan(
     stop_at_first_error: bool = False,
 ) -> ScanResult:
     """Probe or decode every file, in parallel with ``num_workers`` processes."""
-    loader = DataLoader(
-        _Scan(files, prep, mode), batch_size=64, num_workers=num_workers, collate_fn=_as_list
+    items = _Scan(files, prep, mode)
+    batches: Any = (
+        [items[i] for i in range(start, min(start + 64, len(items)))]
+        for start in range(0, len(items), 64)
     )
+    if num_workers > 0:
+        from torch.utils.data import DataLoader
+
+        batches = DataLoader(items, batch_size=64, num_workers=num_workers, collate_fn=_as_list)
     sizes: list[tuple[int, int]] = [(0, 0)] * len(files)
     errors: dict[int, str] = {}
-    for batch in loader:
+    for batch in batches:
         for i, array, size, error in batch:
             sizes[i] = size
             if error is not None:
@@ -404,12 +413,16 @@ def build_cache(
     return result
 
 
-class ImageListDataset(Dataset):
+class ImageListDataset:
     """Images listed in a label file, with their labels: yields (float [3, S, S], float [n]).
+
+    A map-style dataset (``__len__`` and ``__getitem__``) for ``torch.utils.data.DataLoader``;
+    built, checked and counted without torch, which only its items need.
 
     Attributes:
         files: paths of the images kept, in dataset order.
-        labels: float32 [N, n] labels of the images kept.
+        labels: float32 [N, n] labels of the images kept (a tensor; ``label_array``: the same
+            memory as a NumPy array).
         label_spec: the label names and kind.
         skipped: bad images left out (``bad_images="skip"`` only).
         source_sizes: source (width, height) of each image kept, as validation found them.
@@ -418,7 +431,7 @@ class ImageListDataset(Dataset):
     def __init__(
         self,
         files: Sequence[str | Path],
-        labels: torch.Tensor,
+        labels: torch.Tensor | np.ndarray,
         label_spec: LabelSpec,
         *,
         prep: Preprocessing,
@@ -475,7 +488,7 @@ class ImageListDataset(Dataset):
         bad_set = set(bad)
         self._index = [i for i in range(n) if i not in bad_set]
         self.files = [all_files[i] for i in self._index]
-        self.labels = labels[self._index].to(torch.float32).contiguous()
+        self.label_array = np.ascontiguousarray(np.asarray(labels)[self._index], np.float32)
         self.source_sizes = [result.sizes[i] for i in self._index]
         if not self.skipped:
             return
@@ -515,6 +528,12 @@ class ImageListDataset(Dataset):
                 raise DatasetError(f"{self._where(j)}: {e}") from e
         return to_tensor(array), self.labels[i]
 
+    @property
+    def labels(self) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(self.label_array)
+
     def __getstate__(self) -> dict[str, Any]:
         # A memmap would be pickled as a full in-memory copy; workers reopen the file instead.
         state = self.__dict__.copy()
@@ -524,5 +543,5 @@ class ImageListDataset(Dataset):
 
     def label_counts(self) -> dict[str, int]:
         """Images per label (binary: attribute set; categorical: class)."""
-        totals = self.labels.sum(dim=0).round().to(torch.int64).tolist()
+        totals = self.label_array.sum(axis=0).round().astype(np.int64).tolist()
         return dict(zip(self.label_spec.names, totals, strict=True))

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from stargan.config import DataConfig
 from stargan.data.cache import (
@@ -59,7 +59,7 @@ class AttributeFile:
     names: tuple[str, ...]
     """All attribute names of line 2."""
     filenames: list[str]
-    values: torch.Tensor
+    values: np.ndarray
     """float32 [N, len(names)], 1 = present, 0 = absent."""
     lines: list[int]
     """1-based line number of each entry."""

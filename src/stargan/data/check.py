@@ -18,8 +18,6 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
-import torch
-
 from stargan.config import ConfigError, DataConfig
 from stargan.data.folder import IgnoredFilesWarning
 from stargan.data.labels import LabelError, LabelSpec
@@ -81,6 +79,10 @@ def require_label_count(spec: LabelSpec, expected: int, *, what: str = "the mode
 
 
 def _label_counts(ds: LabelledDataset) -> dict[str, int]:
+    if callable(getattr(ds, "label_counts", None)):  # the image-list formats: without torch
+        return ds.label_counts()  # type: ignore[attr-defined]
+    import torch
+
     labels = getattr(ds, "labels", None)
     if not isinstance(labels, torch.Tensor):
         labels = torch.stack([ds[i][1] for i in range(len(ds))])

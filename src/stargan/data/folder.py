@@ -29,7 +29,7 @@ import os
 import warnings
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from stargan.config import DataConfig
 from stargan.data.cache import ImageListDataset, Preprocessing, seeded_split
@@ -144,8 +144,8 @@ def _build(cfg: DataConfig, split: Split, default_crop: int | None) -> ImageList
             f"{cfg.root}: the {split} split is empty"
             + ("" if has_splits else f" (test_size={cfg.test_size})")
         )
-    labels = torch.zeros(len(files), len(classes))
-    labels[torch.arange(len(files)), torch.tensor(targets)] = 1.0
+    labels = np.zeros((len(files), len(classes)), np.float32)
+    labels[np.arange(len(files)), targets] = 1.0
     return ImageListDataset(
         files,
         labels,

@@ -31,14 +31,16 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import ExifTags, Image, ImageCms, ImageOps
 
 from stargan.atomic import atomic_write_bytes
 from stargan.files import UnsafeFileError, read_regular
+
+if TYPE_CHECKING:  # decoding and checking images needs no torch; making tensors imports it
+    import torch
 
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 """Pillow format ids the decoder will open (JPEG includes multi-picture JPEGs, "MPO"; PPM
@@ -323,6 +325,8 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
     """
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"to_tensor expects uint8 [H, W, 3], got {array.dtype} {array.shape}")
+    import torch
+
     if not array.flags.writeable:  # torch warns on read-only buffers (PIL's, memmaps)
         array = array.copy()
     t = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
@@ -353,6 +357,8 @@ def to_uint8_image(image: torch.Tensor | np.ndarray | Image.Image) -> Image.Imag
     a PIL image -> an RGB/L PIL image. Floats are clamped to [-1, 1] and rounded."""
     if isinstance(image, Image.Image):
         return image if image.mode in ("RGB", "L") else image.convert("RGB")
+    import torch
+
     if isinstance(image, torch.Tensor):
         t = image.detach().cpu()
         if t.dim() != 3 or t.shape[0] not in (1, 3):
@@ -377,12 +383,17 @@ def to_uint8_image(image: torch.Tensor | np.ndarray | Image.Image) -> Image.Imag
 
 
 def save_image(
-    image: torch.Tensor | np.ndarray | Image.Image, path: str | os.PathLike, *, quality: int = 95
+    image: torch.Tensor | np.ndarray | Image.Image,
+    path: str | os.PathLike,
+    *,
+    quality: int = 95,
+    sync: bool = True,
 ) -> Path:
     """Write ``image`` as PNG or JPEG (chosen by the extension), atomically.
 
     The file appears complete or not at all: a temporary file in the same folder is renamed
     over ``path``, so a crash never leaves a half-written image for a reader to choke on.
+    ``sync=False`` skips the fsyncs (see :func:`stargan.atomic.atomic_writer`).
 
     Example:
         >>> save_image(torch.zeros(3, 8, 8), "grid.png")               # doctest: +SKIP
@@ -397,5 +408,5 @@ def save_image(
     to_uint8_image(image).save(
         buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {})
     )
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), sync=sync)
     return path

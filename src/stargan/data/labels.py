@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING, Literal
 
 from stargan.files import UnsafeFileError, check_name
+
+if TYPE_CHECKING:  # only label tensors need torch: a label space is read without it
+    import torch
 
 LabelKind = Literal["binary", "categorical"]
 
@@ -187,5 +188,7 @@ def _flip(labels: torch.Tensor, j: int) -> torch.Tensor:
 
 def permute_targets(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Training targets: the labels of other images in the batch (a random permutation)."""
+    import torch
+
     perm = torch.randperm(labels.shape[0], generator=generator)
     return labels[perm.to(labels.device)]

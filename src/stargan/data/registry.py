@@ -14,12 +14,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from stargan.config import DataConfig
 from stargan.data.labels import LabelSpec
+
+if TYPE_CHECKING:
+    import torch
 
 Split = Literal["train", "test"]
 

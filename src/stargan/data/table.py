@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
 from stargan.config import DataConfig
 from stargan.data.cache import (
@@ -65,7 +65,7 @@ class AttributeTable:
     names: tuple[str, ...]
     """Attribute column names in table order."""
     filenames: list[str]
-    values: torch.Tensor
+    values: np.ndarray
     """float32 [N, len(names)]."""
     lines: list[int]
     splits: list[str] | None

@@ -18,8 +18,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "common": ("JUDGE_FORMAT", "EvaluationError"),
     "classifier": (
-        "JUDGE_FORMAT", "ErrorCounts", "EvaluationError", "Judge", "JudgeConfig",
+        "ErrorCounts", "Judge", "JudgeConfig",
         "JudgeTrainConfig", "decisions", "holdout_split", "judge_error", "load_judge",
         "save_judge", "shipped_judge", "train_classifier",
     ),
@@ -80,9 +81,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from stargan.evaluation.classifier import (
-        JUDGE_FORMAT,
         ErrorCounts,
-        EvaluationError,
         Judge,
         JudgeConfig,
         JudgeTrainConfig,
@@ -94,6 +93,7 @@ if TYPE_CHECKING:
         shipped_judge,
         train_classifier,
     )
+    from stargan.evaluation.common import JUDGE_FORMAT, EvaluationError
     from stargan.evaluation.metrics import (
         PIXEL_TOLERANCE,
         PeriodicEvaluation,

@@ -35,14 +35,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from stargan import checkpoint as ckpt
 from stargan.data.labels import LabelLayout, LabelSpec
 from stargan.data.registry import LabelledDataset
+from stargan.evaluation.common import JUDGE_FORMAT, EvaluationError
 from stargan.files import parse_json
 
-JUDGE_FORMAT = "stargan-judge/1"
 Stem = Literal["auto", "small", "imagenet"]
-
-
-class EvaluationError(ValueError):
-    """Evaluation inputs that do not fit together (sizes, label spaces, missing files)."""
 
 
 @dataclass(frozen=True)

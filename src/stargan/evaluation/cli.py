@@ -99,7 +99,7 @@ def _user_errors(fn: Any) -> Any:
     """Evaluation's own user errors end the command like the other user errors of `stargan`."""
 
     def run(args: argparse.Namespace) -> int:
-        from stargan.evaluation.classifier import EvaluationError
+        from stargan.evaluation import EvaluationError
 
         try:
             return fn(args)
@@ -112,7 +112,7 @@ def _user_errors(fn: Any) -> Any:
 
 
 def _with_roots(configs: list[DataConfig], roots: list[str] | None) -> list[DataConfig]:
-    from stargan.evaluation.classifier import EvaluationError
+    from stargan.evaluation import EvaluationError
 
     if not roots:
         return configs
@@ -126,7 +126,7 @@ def _with_roots(configs: list[DataConfig], roots: list[str] | None) -> list[Data
 
 def _run_config(run: str) -> TrainConfig:
     from stargan import checkpoint as ckpt
-    from stargan.evaluation.classifier import EvaluationError
+    from stargan.evaluation import EvaluationError
 
     model = Path(run) / "model.safetensors"
     if not model.is_file():
@@ -147,7 +147,7 @@ def _splits(cfg: DataConfig, seed: int) -> tuple[Any, Any]:
 
 
 def _judge_data_configs(args: argparse.Namespace) -> list[DataConfig]:
-    from stargan.evaluation.classifier import EvaluationError
+    from stargan.evaluation import EvaluationError
 
     if bool(args.run) == bool(args.dataset):
         raise EvaluationError("give either --dataset NAME (repeatable) or --run DIR")
@@ -255,7 +255,7 @@ def _test_data(args: argparse.Namespace, model: Any) -> tuple[list[DataConfig], 
     """(the datasets to evaluate the model on, the seed of a judge trained on them): the
     --dataset flags, else the training data the model file records."""
     from stargan import checkpoint as ckpt
-    from stargan.evaluation.classifier import EvaluationError
+    from stargan.evaluation import EvaluationError
     from stargan.presets import sized_test_split
 
     if not args.dataset:
@@ -277,13 +277,20 @@ def _test_data(args: argparse.Namespace, model: Any) -> tuple[list[DataConfig], 
     return [sized_test_split(c) for c in _with_roots(configs, args.root)], 0
 
 
+def _check_files(model: Path, judge: str | None) -> None:
+    """The model file's and --judge's headers and metadata, checked before torch is imported
+    (over a second), with the messages their loaders would give (as stargan.cli does)."""
+    from stargan import checkpoint as ckpt
+    from stargan.evaluation import JUDGE_FORMAT
+
+    ckpt.parse_model_metadata(model, ckpt.read_metadata(model, ckpt.MODEL_FORMAT))
+    if judge is not None:
+        ckpt.read_metadata(Path(judge), JUDGE_FORMAT)
+
+
 @_user_errors
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from stargan import inference
-    from stargan.data.registry import DatasetError, build_dataset
-    from stargan.evaluation.classifier import EvaluationError
-    from stargan.evaluation.metrics import evaluate_model
-    from stargan.evaluation.report import translation_grid, write_report
+    from stargan.evaluation import EvaluationError
 
     if bool(args.run) == bool(args.model):
         raise EvaluationError(
@@ -295,6 +302,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise EvaluationError(
             f"no model file {model_path}: is {args.run} a finished (or saved) run folder?"
         )
+    _check_files(model_path, args.judge)
+    from stargan import inference
+    from stargan.data.registry import DatasetError, build_dataset
+    from stargan.evaluation.metrics import evaluate_model
+    from stargan.evaluation.report import translation_grid, write_report
+
     run_dir = Path(args.out or args.run or model_path.parent)
     model = inference.load(model_path, args.device)
     configs, seed = _test_data(args, model)

@@ -12,8 +12,9 @@ def lr_at(base_lr: float, step: int, cfg: OptimConfig) -> float:
     last ``num_iters_decay`` iterations.
 
     official (the 2018 release, kept for comparison): once every ``lr_update_step``
-    iterations inside the decay phase it subtracts ``lr / num_iters_decay`` from the current
-    LR, a geometric decay by (1 - 1/num_iters_decay) that leaves 1e-4 at about 9.99e-5.
+    iterations inside the decay phase it subtracts the base LR / ``num_iters_decay`` (the
+    per-iteration amount; the release keeps the base in ``self.g_lr``), so at its defaults
+    1e-4 only falls to 9.99e-5; with ``lr_update_step`` 1 it is the linear schedule.
 
     Example:
         >>> cfg = OptimConfig(num_iters=100, num_iters_decay=50)
@@ -29,4 +30,4 @@ def lr_at(base_lr: float, step: int, cfg: OptimConfig) -> float:
         return base_lr * (cfg.num_iters - step) / cfg.num_iters_decay
     # Official: updates happen after iteration i when (i + 1) % U == 0 and i + 1 > decay_start.
     updates = step // cfg.lr_update_step - decay_start // cfg.lr_update_step
-    return base_lr * (1 - 1 / cfg.num_iters_decay) ** updates
+    return base_lr * (1 - updates / cfg.num_iters_decay)

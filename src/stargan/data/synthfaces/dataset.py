@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 from PIL import Image
 
 from stargan.config import DataConfig
@@ -33,6 +32,11 @@ from stargan.data.synthfaces.faces import (
 from stargan.data.synthfaces.render import render
 from stargan.files import MAX_TEXT_BYTES, parse_json, read_text
 
+# Rendering needs no torch; it is imported where tensors are made, so that registering these
+# formats (importing stargan.data) does not load it.
+if TYPE_CHECKING:
+    import torch
+
 
 def _item_rngs(seed: int, index: int, style: str) -> tuple[np.random.Generator, ...]:
     """Independent generators for an item's identity and state: (seed, index, style) alone
@@ -42,11 +46,14 @@ def _item_rngs(seed: int, index: int, style: str) -> tuple[np.random.Generator, 
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    import torch
+
     return torch.from_numpy(img).permute(2, 0, 1).float().div(127.5).sub(1.0)  # [3, S, S]
 
 
-class SynthFaces(torch.utils.data.Dataset):
-    """SynthFaces in memory: item i is rendered from (seed, i, style) alone, no disk.
+class SynthFaces:
+    """SynthFaces in memory: item i is rendered from (seed, i, style) alone, no disk. A
+    map-style dataset (``__len__`` and ``__getitem__``) for ``torch.utils.data.DataLoader``.
 
     celeba style: every item is its own identity; labels are the ``selected_attrs``
     (multi-hot). rafd style: subject ``i // 8`` shows expression ``EXPRESSIONS[i % 8]``
@@ -88,9 +95,9 @@ class SynthFaces(torch.utils.data.Dataset):
                     "selected_attrs applies to style 'celeba'; rafd labels are the 8 expressions"
                 )
             self.label_spec = LabelSpec(EXPRESSIONS, "categorical")
-        self._cache: torch.Tensor | None = None
+        self._cache: np.ndarray | None = None
         if n * size * size * 3 <= cache_mb * 2**20:
-            self._cache = torch.zeros((n, size, size, 3), dtype=torch.uint8)
+            self._cache = np.zeros((n, size, size, 3), dtype=np.uint8)
             self._cached = np.zeros(n, dtype=bool)
 
     def __len__(self) -> int:
@@ -124,6 +131,8 @@ class SynthFaces(torch.utils.data.Dataset):
 
     def encode(self, state: FaceState) -> torch.Tensor:
         """The label vector of ``state`` in this dataset's encoding: float32 [n_labels]."""
+        import torch
+
         if self.label_spec.kind == "binary":
             return torch.tensor([float(a in state.attributes) for a in self.label_spec.names])
         out = torch.zeros(len(EXPRESSIONS))
@@ -134,10 +143,10 @@ class SynthFaces(torch.utils.data.Dataset):
         """Item i as uint8 [size, size, 3] (from the cache when there is one)."""
         i = self._index(i)
         if self._cache is not None and self._cached[i]:
-            return self._cache[i].numpy()
+            return self._cache[i]
         img = render(*self._item(i), self.size)
         if self._cache is not None:
-            self._cache[i] = torch.from_numpy(img)
+            self._cache[i] = img
             self._cached[i] = True
         return img
 
@@ -151,6 +160,8 @@ class SynthFaces(torch.utils.data.Dataset):
         other hair colour (selected or not), all selected colours at 0 clears only those;
         unselected attributes stay. Categorical: the expression becomes the one-hot class.
         """
+        import torch
+
         c = torch.as_tensor(label, dtype=torch.float32).detach().cpu().flatten()
         spec = self.label_spec
         if c.numel() != spec.n_labels:
