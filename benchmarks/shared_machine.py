@@ -24,10 +24,14 @@ from pathlib import Path
 
 TRAIN_SPEED = Path(__file__).parent / "train_speed.py"
 # name -> (threads, extra environment). "auto" is the CLI's default (`--num-threads 0`).
+# libgomp's threads spin GOMP_SPINCOUNT times (300,000 by default) before sleeping at a
+# barrier; PASSIVE never spins.
 SETTINGS: dict[str, tuple[int, dict[str, str]]] = {
-    "2 threads": (2, {"OMP_WAIT_POLICY": ""}),
-    "2 threads, passive wait": (2, {"OMP_WAIT_POLICY": "PASSIVE"}),
-    "1 thread": (1, {"OMP_WAIT_POLICY": ""}),
+    "2 threads": (2, {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": ""}),
+    "2 threads, spin 10,000": (2, {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "10000"}),
+    "2 threads, spin 1,000": (2, {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "1000"}),
+    "2 threads, passive wait": (2, {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": ""}),
+    "1 thread": (1, {"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": ""}),
 }
 
 
@@ -64,14 +68,15 @@ def main() -> None:
     p.add_argument("--presets", nargs="+", default=["synth-demo", "celeba-128"])
     p.add_argument("--iters", type=int, nargs="+", default=[40, 5], help="per preset")
     p.add_argument("--reps", type=int, default=2, help="measurements of each setting")
+    p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     iters = dict(zip(args.presets, args.iters * len(args.presets), strict=False))
     runs: dict[str, dict[str, dict[str, list[float]]]] = {}
     for preset in args.presets:
-        runs[preset] = {name: {"alone": [], "busy": []} for name in SETTINGS}
+        runs[preset] = {name: {"alone": [], "busy": []} for name in args.settings}
         for rep in range(args.reps):
-            names = list(SETTINGS) if rep % 2 == 0 else list(SETTINGS)[::-1]
+            names = args.settings if rep % 2 == 0 else args.settings[::-1]
             for busy in (rep % 2 == 1, rep % 2 == 0):
                 for name in names:
                     threads, env = SETTINGS[name]

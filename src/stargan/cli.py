@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import os
 import signal
 import sys
 import typing
@@ -386,10 +387,9 @@ def _add_channels_last(p: argparse.ArgumentParser) -> None:
     """--channels-last of the commands that translate (translate, serve)."""
     p.add_argument(
         "--channels-last",
-        action="store_true",
-        help="torch backend: G in NHWC memory order (the same outputs; 15-20 %% faster at 128 "
-        "px on the Intel CPU of docs/performance.md, no faster at 32 px; "
-        "benchmarks/infer_speed.py measures it)",
+        action=argparse.BooleanOptionalAction,
+        help="torch backend: G in NHWC memory order (the same outputs; default: on for CPU "
+        "models of 128 px and larger, where it is faster)",
     )
 
 
@@ -867,7 +867,15 @@ def _user_error_types() -> tuple[type[Exception], ...]:
     return tuple(getattr(sys.modules[m], n) for m, n in _USER_ERRORS if m in sys.modules)
 
 
+# libgomp's threads spin 300,000 times at a barrier before they sleep. Beside another busy
+# process that made 2-thread training 6-16x slower on a 2-core machine; 10,000 keeps the idle
+# speed and loses far less (docs/performance.md, "Sharing the machine"). libgomp reads it when
+# torch loads, which the commands do after this.
+GOMP_SPINCOUNT = "10000"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)  # a user's own value wins
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -24,7 +24,15 @@ from PIL import Image
 
 from stargan import accel
 from stargan import checkpoint as ckpt
-from stargan.config import BACKENDS, Backend, ConfigError, ModelConfig, runs_on_onnx
+from stargan.config import (
+    BACKENDS,
+    SPEED_PROFILES,
+    Backend,
+    ConfigError,
+    ModelConfig,
+    auto_speed,
+    runs_on_onnx,
+)
 from stargan.data.grid import domain_targets, make_grid
 from stargan.data.io import IMAGE_EXTENSIONS, preprocess, to_tensor
 from stargan.data.labels import LabelError, LabelLayout, set_target
@@ -248,14 +256,15 @@ def load(
     path: str | Path | None = None,
     device: str | torch.device = "cpu",
     backend: Backend = "auto",
-    channels_last: bool = False,
+    channels_last: bool | None = None,
 ) -> StarGAN:
     """Load a model file written by training (``model.safetensors``) or ``stargan
     import-official``, or an ONNX file written by ``stargan export`` (G then runs in ONNX
     Runtime; see :mod:`stargan.export`); None loads the packaged SynthFaces model. D comes
     along when the file keeps it (then :attr:`StarGAN.has_classifier`). ``channels_last``
     keeps the torch backend's nets in NHWC memory order: the same outputs to float rounding,
-    15-20 % faster at 128 px on the Intel CPU of docs/performance.md, no faster at 32 px.
+    15-20 % faster at 128 px on the CPUs of docs/performance.md, no faster at 32 px; None
+    chooses it on the CPU at 128 px and larger, as training does (config.auto_speed).
 
     Example:
         >>> load("G.onnx").translate(x, {"Male": 1}, source={"Male": 0})   # doctest: +SKIP
@@ -287,6 +296,9 @@ def load(
     with torch.device("meta"):
         generator = build_generator(config)
     ckpt.load_module_weights(generator, tensors, "G.", path)
+    if channels_last is None:
+        channels_last = SPEED_PROFILES[auto_speed(config.image_size, torch.device(device).type)]
+        channels_last = channels_last.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     generator.to(device, memory_format=memory_format)
     discriminator = None

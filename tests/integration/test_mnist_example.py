@@ -64,3 +64,23 @@ def test_the_export_refuses_a_folder_holding_something_else(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit, match="holds another export"):
         _example("mnist_folder").export(tmp_path, per_class=2, test_per_class=1)
+
+
+def test_the_mnist_table_shows_mean_std_and_every_seed():
+    spec = importlib.util.spec_from_file_location(
+        "mnist_table", ROOT / "experiments" / "mnist_table.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    common = {"iterations": 500, "eval_images": 1000, "judge_held_out_images": 1000}
+    results = {
+        str(s): common | {
+            "judge_held_out_accuracy": 97.3, "target_accuracy": 60.0 + 2 * s,
+            "do_nothing_accuracy": 10.0, "rec_l1": 0.01, "train_minutes": 12.0,
+        }
+        for s in (2, 0, 1)
+    }  # fmt: skip
+    lines = module.table(results).splitlines()
+    assert lines[0].startswith("Seeds 0, 1, 2, 500 iterations each")
+    assert lines[4].startswith("| mean ± std | 97.3 ± 0.0 | 62.0 ± 2.0 | 10.0 ± 0.0 | 0.0100 ± 0")
+    assert [line.split(" |")[0] for line in lines[5:]] == ["| seed 0", "| seed 1", "| seed 2"]

@@ -307,3 +307,15 @@ def test_a_failed_write_is_raised_not_lost(model_file, faces, tmp_path, monkeypa
     monkeypatch.setattr(io, "save_image", refuse)
     with pytest.raises(OSError, match="No space left"):
         translate_files(model_file, faces, tmp_path / "o", [{"Male": 1.0}])
+
+
+def test_models_of_128_px_run_in_nhwc_on_the_cpu_unless_told_otherwise(tmp_path):
+    """load(channels_last=None) follows training's CPU recipe (config.auto_speed)."""
+    small, large = (tiny_model_file(tmp_path / f"m{s}.safetensors", size=s) for s in (32, 128))
+
+    def nhwc(model):
+        convs = [p for p in model.generator.parameters() if p.dim() == 4]
+        return all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+
+    assert not nhwc(load(small)) and nhwc(load(large))
+    assert not nhwc(load(large, channels_last=False)) and nhwc(load(small, channels_last=True))

@@ -163,3 +163,31 @@ def test_recipe_flags_match_the_preset():
     ours = parity.ours_train_args(Path("E"), Path("R"), 2, [])
     assert "--official-split" in ours and ours[ours.index("--seed") + 1] == "2"
     assert ours[ours.index("--crop-size") + 1] == "32"
+
+
+def test_runs_are_read_from_their_evaluation_and_timed_in_cpu(tmp_path):
+    wall, cpu = parity._run([sys.executable, "-c", "sum(range(3_000_000))"], tmp_path / "a.log")
+    assert wall > 0 and cpu > 0 and (tmp_path / "a.log").read_text().startswith("$ ")
+    overall = {
+        "accuracy": 48.0,
+        "gt_psnr": 10.5,
+        "gt_l1": 0.4,
+        "rec_l1": 0.3,
+        "judge_fid": 68.0,
+        "do_nothing_accuracy": 12.5,
+        "do_nothing_gt_psnr": 19.48,
+        "do_nothing_gt_l1": 0.08,
+    }
+    for code, record in (("official", {"train_seconds": 900.0, "train_cpu_seconds": 360.0}),
+                         ("ours", {"train_seconds": 600.0})):  # fmt: skip
+        run = tmp_path / f"{code}-s0"
+        (run / "eval").mkdir(parents=True)
+        summary = {"evaluations": [{"summary": {"overall": overall}}]}
+        (run / "eval" / "results.json").write_text(json.dumps(summary))
+        (run / "run.json").write_text(json.dumps(record))
+    result = parity.collect(tmp_path, ["official", "ours", "ours-lr-official"], [0, 1], "abc")
+    assert [(r["code"], r["train_minutes"], r["train_clock"]) for r in result["runs"]] == [
+        ("official", 6.0, "cpu"), ("ours", 10.0, "wall"),
+    ]  # fmt: skip
+    assert result["runs"][0]["official_commit"] == "abc" and result["runs"][1]["gt_psnr"] == 10.5
+    assert result["summary"]["do_nothing"]["gt_psnr"] == 19.48

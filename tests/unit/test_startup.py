@@ -131,3 +131,20 @@ def test_refused_judge_and_official_checkpoint_are_refused_before_torch(tmp_path
     out, err = _run("import-official", files["sparse-2GB"], "--attrs", "a", "--out", tmp_path / "m")
     assert "exit: 2" in out and str(files["sparse-2GB"]) in err, err[-2000:]
     assert _no_torch(out), out[-500:]
+
+
+def test_the_command_sets_a_short_openmp_spin_before_torch_loads():
+    """GOMP_SPINCOUNT is read when torch loads libgomp: the command sets its default first
+    (and keeps a user's own value), so a busy neighbour does not stall every barrier."""
+    code = (
+        "import os, sys\n"
+        "from stargan.cli import main\n"
+        "main(['presets'])\n"
+        "print(os.environ['GOMP_SPINCOUNT'], 'torch' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split()[-2:] == ["10000", "False"], out.stderr
+    env["GOMP_SPINCOUNT"] = "7"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split()[-2:] == ["7", "False"], out.stderr
