@@ -44,6 +44,8 @@ from torch.utils.data import Subset
 import stargan
 from stargan.baselines import PAPER_TABLE3, format_parameters, load_baseline, paper_scale_parameters
 from stargan.config import DataConfig, TrainConfig
+from stargan.data.grid import make_grid
+from stargan.data.io import save_image
 from stargan.data.labels import LabelSpec
 from stargan.data.registry import build_dataset
 from stargan.evaluation.classifier import Judge, judge_error, load_judge
@@ -283,6 +285,29 @@ def method_result(
     }
 
 
+FIGURE_FACES = 2
+
+
+def figure(
+    loaded: dict[str, list[Method]], faces: Any, truths: Truths, spec: LabelSpec, neutral: str
+) -> Any:
+    """The comparison picture: for each of the first FIGURE_FACES neutral test faces, a row of
+    the renderer's true faces, then one row per method (its first seed); columns: the input,
+    then each other expression."""
+    idx = [i for i in range(len(faces)) if int(faces[i][1].argmax()) == spec.index(neutral)]
+    targets = [t for t in spec.names if t != neutral]
+    rows = []
+    makers: list[Translate | None] = [None] + [ms[0].translate for ms in loaded.values()]
+    for i in idx[:FIGURE_FACES]:
+        x = faces[i][0][None]
+        for translate in makers:  # None: the renderer's truth
+            outs = [
+                truths([i], t) if translate is None else translate(x, neutral, t) for t in targets
+            ]
+            rows.append(torch.cat([x, *(o.clamp(-1, 1) for o in outs)]))
+    return make_grid(torch.stack(rows), titles=["input", *targets])
+
+
 def run(
     files: dict[str, list[Path]],
     judge_path: Path,
@@ -290,6 +315,7 @@ def run(
     num: int | None = None,
     neutral: str = "neutral",
     batch_size: int = 64,
+    figure_path: Path | None = None,
 ) -> dict[str, Any]:
     judge = load_judge(judge_path)
     specs = [s for s in judge.layout.specs if s.kind == "categorical" and neutral in s.names]
@@ -329,6 +355,8 @@ def run(
         "do_nothing": {p: evaluate(lambda x, s, t: x, p) for p in ("neutral", "all")},
         "methods": {},
     }
+    if figure_path is not None:
+        save_image(figure(loaded, faces, truths, spec, neutral), figure_path)
     at_128 = paper_scale_parameters()
     for name, methods in loaded.items():
         out["methods"][name] = method_result(name, methods, evaluate, at_128[name])
@@ -386,11 +414,19 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--write", type=Path, help="replace the generated table in this Markdown file")
+    p.add_argument("--figure", type=Path, help="also write the comparison picture here (PNG)")
     args = p.parse_args()
     files = {name: getattr(args, name) for name in METHODS}
     if not any(files.values()):
         p.error("give at least one model (--stargan, --diat, --cyclegan, --icgan)")
-    result = run(files, args.judge, num=args.num, neutral=args.neutral, batch_size=args.batch_size)
+    result = run(
+        files,
+        args.judge,
+        num=args.num,
+        neutral=args.neutral,
+        batch_size=args.batch_size,
+        figure_path=args.figure,
+    )
     print(
         f"{result['n_test_images']} test faces, {result['n_neutral_images']} neutral, "
         f"{result['image_size']} px"
