@@ -53,8 +53,12 @@ from stargan.evaluation.metrics import PixelStats, ground_truth_fn, unchanged_ma
 from stargan.models import build_discriminator, build_generator, count_parameters
 
 Translate = Callable[[torch.Tensor, str, str], torch.Tensor]
-METHODS = ("stargan", "diat", "cyclegan", "icgan")
+# Each baseline also has a row at twice StarGAN's update steps ("icgan-2x": `stargan baselines
+# train --iters 3000`), for a baseline that clearly needs more to be fair.
+BASE_METHODS = ("stargan", "diat", "cyclegan", "icgan")
+METHODS = BASE_METHODS + tuple(f"{m}-2x" for m in BASE_METHODS[1:])
 LABELS = {"stargan": "StarGAN", "diat": "DIAT", "cyclegan": "CycleGAN", "icgan": "IcGAN"}
+LABELS |= {f"{m}-2x": f"{LABELS[m]}, 2x steps" for m in BASE_METHODS[1:]}
 
 
 class Method(NamedTuple):
@@ -266,7 +270,7 @@ def method_result(
         }
         for m in methods
     ]
-    paper = PAPER_TABLE3[name]
+    paper = PAPER_TABLE3[name.removesuffix("-2x")]
     return {
         "runs": runs,
         "summary": {
@@ -359,7 +363,8 @@ def run(
         save_image(figure(loaded, faces, truths, spec, neutral), figure_path)
     at_128 = paper_scale_parameters()
     for name, methods in loaded.items():
-        out["methods"][name] = method_result(name, methods, evaluate, at_128[name])
+        base = name.removesuffix("-2x")
+        out["methods"][name] = method_result(name, methods, evaluate, at_128[base])
     return out
 
 
@@ -416,7 +421,7 @@ def main() -> None:
     p.add_argument("--write", type=Path, help="replace the generated table in this Markdown file")
     p.add_argument("--figure", type=Path, help="also write the comparison picture here (PNG)")
     args = p.parse_args()
-    files = {name: getattr(args, name) for name in METHODS}
+    files = {name: getattr(args, name.replace("-", "_")) for name in METHODS}
     if not any(files.values()):
         p.error("give at least one model (--stargan, --diat, --cyclegan, --icgan)")
     result = run(

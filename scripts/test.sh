@@ -19,8 +19,8 @@ if [ "${1:-}" = "--fast" ]; then
     marker=(-m "not slow")
     shift
 fi
-.venv/bin/python -m ruff check src tests benchmarks experiments
-.venv/bin/python -m ruff format --check src tests benchmarks experiments
+.venv/bin/python -m ruff check src tests benchmarks experiments examples
+.venv/bin/python -m ruff format --check src tests benchmarks experiments examples
 # Known vulnerabilities in the installed packages. Fails on a finding; when no service can be
 # reached it says so and does not fail (STARGAN_AUDIT_STRICT=1 makes that fail too).
 .venv/bin/python scripts/audit.py

@@ -125,7 +125,7 @@ def test_summary_is_mean_and_sample_std():
     assert parity.stats([5.0]) == {"n": 1, "mean": 5.0, "std": None}
     runs = [
         {"code": code, "seed": seed, "target_accuracy": acc, "gt_psnr": psnr, "gt_l1": 0.1,
-         "judge_fid": 50.0, "train_minutes": 9.0,
+         "judge_fid": 50.0, "train_minutes": 9.0, "train_clock": "cpu",
          "do_nothing": {"target_accuracy": 12.5, "gt_psnr": 19.48, "gt_l1": 0.081}}
         for code, seed, acc, psnr in
         [("official", 0, 40.0, 13.0), ("ours", 0, 50.0, 10.0), ("official", 1, 50.0, 14.0)]
