@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from stargan.cli import EXIT_USER_ERROR, main
+from stargan.data.grid import title_strip
 
 TINY = ["--preset", "synth-tiny", "--quiet"]
 
@@ -42,9 +43,10 @@ def test_train_then_translate_then_sample(tmp_path, capsys):
     assert len(names) == 3 * 2 + 1 and "grid.png" in names
     assert "000001-Blond_Hair.png" in names and "000001-Male+Young=0.png" in names
     with Image.open(out / "000001-Blond_Hair.png") as im:
-        assert im.size == (16, 16)
-    with Image.open(out / "grid.png") as im:
-        assert im.size == (3 * 18 + 2, 3 * 18 + 2)  # 3 rows; input + 2 targets; 2 px gaps
+        assert im.size == (128, 128)  # a 16 px model's outputs, at MIN_OUTPUT_SIZE
+    titles = title_strip(["input", "Blond_Hair", "Male+Young=0"], 128).shape[0]
+    with Image.open(out / "grid.png") as im:  # 3 rows; input + 2 targets; 2 px gaps; titled
+        assert im.size == (3 * 130 + 2, titles + 3 * 130 + 2)
 
     assert (
         main(
