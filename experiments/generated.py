@@ -8,9 +8,13 @@ between two markers in a Markdown file, and re-running it replaces only that blo
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 END = "<!-- end of generated block -->"
 
@@ -35,3 +39,19 @@ def mean_std(values: list[float], fmt: str = ".1f") -> str:
     if len(vals) == 1:
         return f"{vals[0]:{fmt}} (1 run)"
     return f"{statistics.fmean(vals):{fmt}} ± {statistics.stdev(vals):{fmt}}"
+
+
+def seed_table_main(
+    table: Callable[[dict[str, Any]], str], script: str, doc: str, argv: list[str] | None
+) -> None:
+    """The command line of a per-seed table script: seedN.json files in, the table printed and,
+    with --write, put into its block of a Markdown file."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("files", type=Path, nargs="+", help="seedN.json files")
+    p.add_argument("--write", type=Path, help="replace the generated block in this Markdown file")
+    args = p.parse_args(argv)
+    results = {f.stem.removeprefix("seed"): json.loads(f.read_text()) for f in args.files}
+    text = table(results)
+    print(text)
+    if args.write:
+        write_block(args.write, script, text)

@@ -6,11 +6,7 @@ over seeds, and every seed's figures.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
-from generated import mean_std, write_block
+from generated import mean_std, seed_table_main
 
 COLUMNS = {
     "judge_held_out_accuracy": ("judge accuracy on real held-out digits %", ".1f"),
@@ -44,15 +40,7 @@ def table(results: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("files", type=Path, nargs="+", help="seedN.json files")
-    p.add_argument("--write", type=Path, help="replace the generated block in this Markdown file")
-    args = p.parse_args(argv)
-    results = {f.stem.removeprefix("seed"): json.loads(f.read_text()) for f in args.files}
-    text = table(results)
-    print(text)
-    if args.write:
-        write_block(args.write, "experiments/mnist_table.py", text)
+    seed_table_main(table, "experiments/mnist_table.py", __doc__, argv)
 
 
 if __name__ == "__main__":
