@@ -235,6 +235,29 @@ def test_copy_translator_scores_exactly_the_do_nothing_baseline():
     assert s["gt_psnr"] == s["do_nothing_gt_psnr"] and s["gt_ssim"] == s["do_nothing_gt_ssim"]
 
 
+class ClassSorted(Squares):
+    """Squares listed class by class, as a folder dataset lists its images; records reads."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(CATEGORICAL, n)
+        order = torch.argsort(self.labels.argmax(1), stable=True)
+        self.background, self.labels = self.background[order], self.labels[order]
+        self.images = self.images[order]
+        self.read: set[int] = set()
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self.read.add(i)
+        return super().__getitem__(i)
+
+
+def test_a_subset_of_a_class_sorted_split_covers_every_class():
+    layout, data = _layout(CATEGORICAL), ClassSorted(30)
+    r = evaluate_generator(Copy(), layout, data, OracleJudge(layout), num_images=6, fid=False)
+    assert len(data.read) == 6  # six images read, not the first six (all one class)
+    assert {int(data.labels[i].argmax()) for i in data.read} == {0, 1, 2}
+    assert r["source"]["n_images"] == 6
+
+
 def test_inputs_that_do_not_fit_are_named():
     layout = _layout(BINARY)
     data = Squares(BINARY, n=4)
