@@ -276,6 +276,11 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, is_main: bool) -> int:
     )
     if getattr(trainer, "resumed_from", None) and is_main:
         print(f"resuming from {trainer.resumed_from} (step {trainer.step})", file=sys.stderr)
+        if trainer.resume_changes:  # e.g. a longer --num-iters: the schedule follows it
+            print(
+                "resuming with changed settings: " + ", ".join(trainer.resume_changes),
+                file=sys.stderr,
+            )
         for skipped in trainer.skipped_checkpoints:
             print(f"skipped invalid checkpoint: {skipped}", file=sys.stderr)
     for tmp in trainer.removed_temporaries:

@@ -563,6 +563,28 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         return _from_jsonable(cls, _upgrade(d), "config")
 
+    def changes_from(self, before: TrainConfig) -> list[str]:
+        """The recipe settings (loss, optimisation, data) that differ from ``before``, one
+        "section.name old -> new" each: what a resumed run changes of its checkpoint's run.
+
+        Example:
+            >>> a = TrainConfig()
+            >>> b = dataclasses.replace(a, optim=dataclasses.replace(a.optim, num_iters=300000))
+            >>> b.changes_from(a)
+            ['optim.num_iters 200000 -> 300000']
+        """
+        old, new = (_flatten({k: c.to_dict()[k] for k in ("loss", "optim", "data")})
+                    for c in (before, self))  # fmt: skip
+        return [f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v]
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and lists -> {"a.b.0": leaf}."""
+    if isinstance(tree, dict | list):
+        items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+        return {k: v for key, sub in items for k, v in _flatten(sub, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree}
+
 
 _SPEED_FIELDS = ("g_recompute", "precision", "channels_last", "compile_g", "winograd")
 

@@ -219,3 +219,13 @@ def test_translate_with_the_packaged_model_notes_its_domain(tmp_path, capsys):
     assert len([line for line in err.splitlines() if "cartoon" in line]) == 1
     assert main([*argv, "--model", str(PACKAGED_MODEL), "--out", str(tmp_path / "b")]) == 0
     assert "cartoon" not in capsys.readouterr().err  # a model named by the user: no note
+
+
+def test_resume_names_the_settings_that_changed(tmp_path, capsys):
+    assert main(["train", *TINY, "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["train", *TINY, "--out", str(tmp_path), "--resume", "--num-iters", "22"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming with changed settings: optim.num_iters 20 -> 22" in err
+    assert main(["train", *TINY, "--out", str(tmp_path), "--resume", "--num-iters", "22"]) == 0
+    assert "changed settings" not in capsys.readouterr().err  # the same command: nothing to say

@@ -260,6 +260,7 @@ class Trainer:
             else None
         )
         self._stop_requested = False
+        self.resume_changes: list[str] = []  # recipe settings changed since the checkpoint
         self._fixed_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._prepare_run_folder(resume, overwrite)
         distributed.check_same_value(self.dist, "the step to resume from", self.step)
@@ -370,6 +371,7 @@ class Trainer:
         for stream, (epoch, batch) in zip(self.streams, position, strict=True):
             stream.seek(epoch, batch)
         self.step, self.train_seconds = step, train_seconds
+        self.resume_changes = self.cfg.changes_from(saved_cfg)
 
     def request_stop(self) -> None:
         """Ask :meth:`fit` to checkpoint and return after the current iteration (signals)."""
