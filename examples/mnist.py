@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         stargan(
             *("evaluate", "train-classifier", "--dataset", "folder", "--root", str(data)),
             *("--image-size", str(SIZE), "--width", str(a.judge_width)),
-            *("--epochs", str(a.judge_epochs), "--out", str(judge)),
+            *("--epochs", str(a.judge_epochs), "--no-flip", "--out", str(judge)),
             threads=a.threads,
         )
 

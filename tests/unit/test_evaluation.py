@@ -509,6 +509,27 @@ def test_cli_trains_a_judge_and_evaluates_a_run(tmp_path, capsys):
     assert _cli("evaluate") == 2 and "give --run DIR" in capsys.readouterr().err
 
 
+def test_train_classifier_no_flip_reaches_the_training(tmp_path, monkeypatch):
+    import stargan.evaluation.classifier as classifier
+
+    flips = []
+
+    class Stop(Exception):
+        pass
+
+    def record(data, cfg, train, **kwargs):
+        flips.append(train.flip)
+        raise Stop
+
+    monkeypatch.setattr(classifier, "train_classifier", record)
+    argv = ["evaluate", "train-classifier", "--dataset", "eval-test-squares"]
+    argv += ["--image-size", str(SIZE), "--out", str(tmp_path / "j.safetensors")]
+    for extra in ([], ["--no-flip"]):
+        with pytest.raises(Stop):
+            _cli(*argv, *extra)
+    assert flips == [True, False]
+
+
 def test_evaluate_model_reads_generator_and_layout_from_the_model(tmp_path):
     layout, data = _layout(CATEGORICAL), Squares(CATEGORICAL, n=4)
     model = StarGAN(PerfectSquares(), None, layout, tmp_path)  # type: ignore[arg-type]

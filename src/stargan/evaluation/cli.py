@@ -90,6 +90,11 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     tc.add_argument("--lr", type=float, default=1e-3)
     tc.add_argument("--width", type=int, default=64, help="first-stage channels (ResNet-18: 64)")
     tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument(
+        "--no-flip",
+        action="store_true",
+        help="no random mirroring (for labels a mirror changes: digits, text)",
+    )
     tc.add_argument("--device", default="cpu")
     tc.set_defaults(func=cmd_train_classifier)
     return ev
@@ -185,7 +190,11 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
         [p[0] for p in pairs],
         JudgeConfig(image_size=size, width=args.width),
         JudgeTrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            flip=not args.no_flip,
+            seed=args.seed,
         ),
         val=[p[1] for p in pairs],
         device=args.device,
