@@ -43,6 +43,7 @@ from stargan.evaluation import (
     write_report,
 )
 from stargan.evaluation.cli import add_evaluate_parser
+from stargan.evaluation.headline import headline
 from stargan.inference import StarGAN
 
 SIZE = 16
@@ -502,7 +503,10 @@ def test_cli_trains_a_judge_and_evaluates_a_run(tmp_path, capsys):
     (ev,) = results["evaluations"]
     assert ev["source"]["n_images"] == 8 and ev["source"]["name"] == "eval-test-squares"
     assert "gt_psnr" in ev["summary"]["overall"] and (run / "report" / "losses.png").is_file()
-    assert str(run / "report.html") in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert str(run / "report.html") in out
+    assert out.rstrip().endswith(headline(results))  # the figures last, beside doing nothing
+    assert "target accuracy" in out and "doing nothing" in out
     # No judge given: one is trained on the train split and cached in the run folder.
     assert _cli("evaluate", "--run", str(run), "--num", "4", "--judge-epochs", "1", "--no-fid") == 0
     assert (run / "judge.safetensors").is_file()

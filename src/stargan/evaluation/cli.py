@@ -314,6 +314,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_files(model_path, args.judge)
     from stargan import inference
     from stargan.data.registry import DatasetError, build_dataset
+    from stargan.evaluation.headline import headline
     from stargan.evaluation.metrics import evaluate_model
     from stargan.evaluation.report import translation_grid, write_report
 
@@ -365,4 +366,5 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     }
     path = write_report(run_dir, results, grids=grids, title=f"StarGAN evaluation: {run_dir}")
     print(f"wrote {run_dir / 'results.json'} and {path}")
+    print(headline(results))  # last: what the run achieved, beside doing nothing
     return 0
