@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -173,3 +175,35 @@ def test_only_root_or_dataset_never_ends_in_a_traceback(argv, capsys):
     code, _, err = _dry_run(capsys, *argv)
     assert code == EXIT_USER_ERROR and "Traceback" not in err
     assert "--root" in err or "not a folder" in err
+
+
+def test_the_readme_recipe_for_your_own_images_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The README's commands, run as written on a small folder (shortened by flags added at the
+    end: fewer iterations, a smaller judge, fewer test images)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("### Your own images", 1)[1].split("```bash\n", 1)[1].split("```")[0]
+    commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+    assert [c[:2] for c in commands] == [
+        ["stargan", "data"],
+        ["stargan", "train"],
+        ["stargan", "evaluate"],
+        ["stargan", "evaluate"],
+        ["stargan", "translate"],
+    ]
+    monkeypatch.chdir(tmp_path)
+    root = _folder(tmp_path / "photos", n=10)
+    (root / "cats").rename(root / "smiling")
+    (tmp_path / "new").mkdir()
+    Image.new("RGB", (30, 30), (90, 60, 40)).save(tmp_path / "new" / "face.jpg")
+    shorter = {
+        "train": ["--num-iters", "2", "--batch-size", "4", "--quiet"],
+        "train-classifier": ["--epochs", "1", "--width", "4"],
+        "--run": ["--num", "4", "--no-fid", "--grid", "1"],
+    }
+    for argv in commands:
+        extra = next((v for k, v in shorter.items() if k in argv[1:3]), [])
+        assert main([*argv[1:], *extra]) == 0, argv
+    out = capsys.readouterr().out
+    assert "target accuracy" in out and "doing nothing" in out
+    assert (tmp_path / "runs" / "photos" / "report.html").is_file()
+    assert any((tmp_path / "out").iterdir())

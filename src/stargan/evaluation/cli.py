@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,6 +154,7 @@ def _splits(cfg: DataConfig, seed: int) -> tuple[Any, Any]:
 
 def _judge_data_configs(args: argparse.Namespace) -> list[DataConfig]:
     from stargan.evaluation import EvaluationError
+    from stargan.presets import sized_test_split
 
     if bool(args.run) == bool(args.dataset):
         raise EvaluationError("give either --dataset NAME (repeatable) or --run DIR")
@@ -169,7 +171,12 @@ def _judge_data_configs(args: argparse.Namespace) -> list[DataConfig]:
         "split_seed": args.split_seed,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
-    return _with_roots([dataclasses.replace(c, **changes) for c in configs], args.root)
+    configs = _with_roots([dataclasses.replace(c, **changes) for c in configs], args.root)
+    if args.run or args.test_size is not None:
+        return configs
+    # Data on disk holds out what training and `evaluate --dataset` hold out (a tenth, at
+    # most 2,000), so a small folder works and the judge never trains on the test images.
+    return [sized_test_split(c) for c in configs]
 
 
 @_user_errors
@@ -209,7 +216,10 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
 def _print_held_out(reports: list[dict[str, Any]]) -> None:
     for k, rep in enumerate(reports):
-        errors = ", ".join(f"{name} {err:.2f}%" for name, err in rep["error"].items())
+        errors = ", ".join(
+            f"{name} {err:.2f}%" if math.isfinite(err) else f"{name} n/a (no test images)"
+            for name, err in rep["error"].items()
+        )
         print(
             f"held-out error, dataset {k} ({rep['n_images']} images): mean "
             f"{rep['mean_error']:.2f}%; {errors}"
