@@ -22,7 +22,8 @@ def table(results: dict[str, dict]) -> str:
     runs = [results[s] for s in seeds]
     first = runs[0]
     lines = [
-        f"Seeds {', '.join(seeds)}, {first['iterations']} iterations each; "
+        f"Seeds {', '.join(seeds)}, {first['iterations']} iterations each at "
+        f"`--lambda-cls {first['settings']['lambda_cls']:g}`; "
         f"{first['eval_images']} held-out digits, each translated to all 10 digits; judge "
         f"accuracy on {first['judge_held_out_images']} held-out real digits (one judge, so no "
         f"spread). Mean ± sample std over seeds, then each seed.",

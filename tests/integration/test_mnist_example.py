@@ -43,6 +43,7 @@ def test_the_mnist_example_runs_end_to_end_and_resumes(tmp_path):
 
     r = json.loads((results / "seed0.json").read_text())
     assert r["iterations"] == 30 and r["eval_images"] == 100
+    assert r["settings"]["lambda_cls"] == 10.0  # digits need the stronger pull (docs/mnist.md)
     assert r["judge_held_out_images"] == 100
     assert r["judge_held_out_accuracy"] > 40, "the judge should beat chance (10 %) clearly"
     for key in ("target_accuracy", "do_nothing_accuracy"):
@@ -73,6 +74,7 @@ def test_the_mnist_table_shows_mean_std_and_every_seed():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     common = {"iterations": 500, "eval_images": 1000, "judge_held_out_images": 1000}
+    common["settings"] = {"lambda_cls": 10.0}
     results = {
         str(s): common | {
             "judge_held_out_accuracy": 97.3, "target_accuracy": 60.0 + 2 * s,
@@ -81,6 +83,6 @@ def test_the_mnist_table_shows_mean_std_and_every_seed():
         for s in (2, 0, 1)
     }  # fmt: skip
     lines = module.table(results).splitlines()
-    assert lines[0].startswith("Seeds 0, 1, 2, 500 iterations each")
+    assert lines[0].startswith("Seeds 0, 1, 2, 500 iterations each at `--lambda-cls 10`;")
     assert lines[4].startswith("| mean ± std | 97.3 ± 0.0 | 62.0 ± 2.0 | 10.0 ± 0.0 | 0.0100 ± 0")
     assert [line.split(" |")[0] for line in lines[5:]] == ["| seed 0", "| seed 1", "| seed 2"]
