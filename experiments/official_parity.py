@@ -391,6 +391,7 @@ def read_run(run_dir: Path, code: str, seed: int, commit: str | None) -> dict[st
 
 
 METRICS = ("train_minutes", "target_accuracy", "gt_psnr", "gt_l1", "judge_fid")  # table order
+COMPARED = METRICS[1:]  # the outcomes
 
 
 def stats(values: Sequence[float | None]) -> dict[str, float | int | None]:
@@ -403,14 +404,48 @@ def stats(values: Sequence[float | None]) -> dict[str, float | int | None]:
     }
 
 
+def _value(run: dict[str, Any], metric: str) -> float | None:
+    """A run's figure; training minutes only where they are CPU minutes (wall-clock minutes
+    on a shared, sometimes paused core say nothing)."""
+    if metric == "train_minutes" and run.get("train_clock") != "cpu":
+        return None
+    return run[metric]
+
+
+def welch_t(a: Sequence[float | None], b: Sequence[float | None]) -> float | None:
+    """Welch's t of mean(a) - mean(b) (None below two values a side or with no spread)."""
+    x, y = ([float(v) for v in vs if v is not None and math.isfinite(v)] for vs in (a, b))
+    if len(x) < 2 or len(y) < 2:
+        return None
+    se = math.sqrt(statistics.variance(x) / len(x) + statistics.variance(y) / len(y))
+    return (statistics.fmean(x) - statistics.fmean(y)) / se if se > 0 else None
+
+
 def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per code: mean ± std of each metric over its seeds; plus the do-nothing figures (the
-    same test faces for every run, so any run's)."""
+    """Per code: mean ± std of each metric over its seeds, and each code against the release
+    (difference of means, Welch's t); plus the do-nothing figures (the same test faces for
+    every run, so any run's)."""
     codes = [c for c in CODES if any(r["code"] == c for r in runs)]
-    per_code = {
-        c: {m: stats([r[m] for r in runs if r["code"] == c]) for m in METRICS} for c in codes
+    values = {c: {m: [_value(r, m) for r in runs if r["code"] == c] for m in METRICS}
+              for c in codes}  # fmt: skip
+    per_code = {c: {m: stats(v) for m, v in values[c].items()} for c in codes}
+    against = {
+        c: {
+            m: {
+                "difference": per_code[c][m]["mean"] - per_code["official"][m]["mean"],
+                "welch_t": welch_t(values[c][m], values["official"][m]),
+            }
+            for m in COMPARED
+            if per_code[c][m]["mean"] is not None and per_code["official"][m]["mean"] is not None
+        }
+        for c in codes
+        if c != "official" and "official" in codes
     }
-    return {"per_code": per_code, "do_nothing": runs[0]["do_nothing"] if runs else None}
+    return {
+        "per_code": per_code,
+        "against_official": against,
+        "do_nothing": runs[0]["do_nothing"] if runs else None,
+    }
 
 
 def _fmt(v: float | None, fmt: str) -> str:
@@ -439,10 +474,7 @@ def markdown(result: dict[str, Any]) -> str:
         seeds = " / ".join(str(r["seed"]) for r in mine)
         cells = []
         for m in METRICS:
-            # Wall-clock minutes on a shared, sometimes paused core say nothing: CPU only.
-            vals = [r[m] if m != "train_minutes" or r.get("train_clock") == "cpu" else None
-                    for r in mine]  # fmt: skip
-            each = " / ".join(_fmt(v, FORMATS[m]) for v in vals)
+            each = " / ".join(_fmt(_value(r, m), FORMATS[m]) for r in mine)
             cells.append(each if per[m]["std"] is None else f"{each} ({_ms(per[m], FORMATS[m])})")
         lines.append(f"| {code} | {seeds} | " + " | ".join(cells) + " |")
     nothing = summary["do_nothing"]
@@ -451,6 +483,22 @@ def markdown(result: dict[str, Any]) -> str:
             f"| do nothing | | | {_fmt(nothing['target_accuracy'], '.1f')} | "
             f"{_fmt(nothing['gt_psnr'], '.2f')} | {_fmt(nothing['gt_l1'], '.3f')} | |"
         )
+    if summary.get("against_official"):
+        lines += [
+            "",
+            "Against the release: difference of the means (Welch's t; with three seeds a side, "
+            "|t| above about 2.8 is a difference beyond the seeds' spread at 95 %).",
+            "",
+            "| code | target accuracy (%) | GT PSNR (dB) | GT L1 | judge-FID |",
+            "|---|---|---|---|---|",
+        ]
+        for code, diffs in summary["against_official"].items():
+            cells = [
+                "n/a" if m not in diffs else f"{diffs[m]['difference']:+{FORMATS[m]}} "
+                f"(t {_fmt(diffs[m]['welch_t'], '.1f')})"
+                for m in COMPARED
+            ]
+            lines.append(f"| {code} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

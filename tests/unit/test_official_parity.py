@@ -138,8 +138,32 @@ def test_summary_is_mean_and_sample_std():
     assert "| official | 0 / 1 | 9.0 / 9.0 (9.0 ± 0.0) | 40.0 / 50.0 (45.0 ± 7.1) |" in table
     assert "| 13.00 / 14.00 (13.50 ± 0.71) |" in table
     assert "| ours | 0 | 9.0 | 50.0 | 10.00 | 0.100 | 50.0 |" in table
-    assert table.endswith("| do nothing | | | 12.5 | 19.48 | 0.081 | |")
+    assert "| do nothing | | | 12.5 | 19.48 | 0.081 | |" in table
+    assert table.endswith("| ours | +5.0 (t n/a) | -3.50 (t n/a) | +0.000 (t n/a) | +0.0 (t n/a) |")
     json.dumps(summary, allow_nan=False)
+
+
+def test_wall_clock_minutes_stay_out_of_the_means_and_welch_t_compares_codes():
+    runs = [
+        {"code": code, "seed": seed, "target_accuracy": acc, "gt_psnr": 13.0, "gt_l1": 0.1,
+         "judge_fid": 50.0, "train_minutes": minutes, "train_clock": clock,
+         "do_nothing": {"target_accuracy": 12.5, "gt_psnr": 19.48, "gt_l1": 0.081}}
+        for code, seed, acc, minutes, clock in [
+            ("official", 0, 60.0, 65.0, "wall"), ("official", 1, 62.0, 5.0, "cpu"),
+            ("official", 2, 64.0, 5.2, "cpu"), ("ours", 0, 40.0, 3.0, "cpu"),
+            ("ours", 1, 44.0, 3.4, "cpu"), ("ours", 2, 42.0, 3.2, "cpu"),
+        ]
+    ]  # fmt: skip
+    summary = parity.summarise(runs)
+    assert summary["per_code"]["official"]["train_minutes"]["mean"] == pytest.approx(5.1)
+    against = summary["against_official"]["ours"]
+    assert against["target_accuracy"]["difference"] == pytest.approx(-20.0)
+    assert against["target_accuracy"]["welch_t"] == pytest.approx(-20.0 / (8 / 3) ** 0.5)
+    assert against["gt_psnr"]["welch_t"] is None  # no spread on either side
+    assert "train_minutes" not in against
+    table = parity.markdown({"runs": runs, "summary": summary})
+    assert "| official | 0 / 1 / 2 | n/a / 5.0 / 5.2 (5.1 ± 0.1) |" in table
+    assert "| ours | -20.0 (t -12.2) | +0.00 (t n/a) |" in table
 
 
 def test_a_folder_without_the_release_is_refused_in_one_line(tmp_path, capsys):
