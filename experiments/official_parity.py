@@ -494,7 +494,9 @@ def markdown(result: dict[str, Any]) -> str:
         ]
         for code, diffs in summary["against_official"].items():
             cells = [
-                "n/a" if m not in diffs else f"{diffs[m]['difference']:+{FORMATS[m]}} "
+                "n/a"
+                if m not in diffs
+                else f"{diffs[m]['difference']:+{FORMATS[m]}} "
                 f"(t {_fmt(diffs[m]['welch_t'], '.1f')})"
                 for m in COMPARED
             ]
