@@ -573,8 +573,8 @@ class TrainConfig:
             >>> b.changes_from(a)
             ['optim.num_iters 200000 -> 300000']
         """
-        old, new = (_flatten({k: c.to_dict()[k] for k in ("loss", "optim", "data")})
-                    for c in (before, self))  # fmt: skip
+        old, new = (_flatten({k: d[k] for k in ("loss", "optim", "data")})
+                    for d in (before.to_dict(), self.to_dict()))  # fmt: skip
         return [f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v]
 
 
