@@ -296,8 +296,8 @@ def figure(
     loaded: dict[str, list[Method]], faces: Any, truths: Truths, spec: LabelSpec, neutral: str
 ) -> Any:
     """The comparison picture: for each of the first FIGURE_FACES neutral test faces, a row of
-    the renderer's true faces, then one row per method (its first seed); columns: the input,
-    then each other expression."""
+    the renderer's true faces, then one row per method (its first seed), each named on the
+    left; columns: the input, then each other expression."""
     idx = [i for i in range(len(faces)) if int(faces[i][1].argmax()) == spec.index(neutral)]
     targets = [t for t in spec.names if t != neutral]
     rows = []
@@ -309,7 +309,8 @@ def figure(
                 truths([i], t) if translate is None else translate(x, neutral, t) for t in targets
             ]
             rows.append(torch.cat([x, *(o.clamp(-1, 1) for o in outs)]))
-    return make_grid(torch.stack(rows), titles=["input", *targets])
+    names = ["truth", *(LABELS[name] for name in loaded)] * (len(rows) // len(makers))
+    return make_grid(torch.stack(rows), titles=["input", *targets], row_titles=names)
 
 
 def run(

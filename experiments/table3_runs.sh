@@ -5,11 +5,8 @@
 # classifier warmed up), so run that first. Resumable: re-running continues unfinished runs;
 # finished ones only rewrite their model file.
 #     bash experiments/table3_runs.sh [SEED ...]     (default: 0 1 2)
-# Then: the table (experiments/results/table3.json, docs/baselines.md):
-#     python experiments/table3.py --judge src/stargan/assets/judge-synthfaces-rafd-32.safetensors \
-#         --stargan runs/j/single-s{0,1,2} --icgan runs/t3/icgan-s{0,1,2} \
-#         --diat runs/t3/diat-s{0,1,2} --cyclegan runs/t3/cyclegan-s{0,1,2} \
-#         --json experiments/results/table3.json --write docs/baselines.md
+# Then IcGAN's 2x row and the table (experiments/results/table3.json, docs/baselines.md): the
+# commands under "Reproducing it" in docs/baselines.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=("$@")

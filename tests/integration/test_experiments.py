@@ -11,7 +11,7 @@ from PIL import Image
 
 from stargan import checkpoint as ckpt
 from stargan.config import ModelConfig
-from stargan.data.grid import title_strip
+from stargan.data.grid import row_strip, title_strip
 from stargan.data.labels import LabelLayout
 from stargan.data.synthfaces import SynthFaces
 from stargan.evaluation.classifier import Judge, JudgeConfig, save_judge
@@ -190,7 +190,8 @@ def test_table3_runs_every_method_on_tiny_models(tmp_path):
     assert (r["n_test_images"], r["n_neutral_images"], r["image_size"]) == (8, 1, 16)
     with Image.open(tmp_path / "compare.png") as im:  # one neutral face: truth + 4 methods
         titles = title_strip(["input", *(n for n in EXPRESSIONS.names if n != "neutral")], 16)
-        assert im.size == (8 * 18 + 2, titles.shape[0] + 5 * 18 + 2)
+        names = row_strip(["truth", *(t3.LABELS[m] for m in files)], 16)
+        assert im.size == (names.shape[1] + 8 * 18 + 2, titles.shape[0] + 5 * 18 + 2)
     assert 0 <= r["real"]["error"] <= 100 and r["real"]["paper_error"] == 0.45
     nothing = r["do_nothing"]["neutral"]
     assert nothing["n_translations"] == 7 and math.isfinite(nothing["gt_psnr"])

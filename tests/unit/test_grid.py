@@ -74,6 +74,20 @@ def test_titles_sit_in_a_strip_above_the_grid():
         make_grid(images, titles=["input", "happy"])
 
 
+def test_row_titles_sit_in_a_strip_left_of_the_grid():
+    images = torch.zeros(2, 3, 3, 32, 32)
+    bare = make_grid(images)
+    both = make_grid(images, titles=["input", "happy", "angry"], row_titles=["truth", "DIAT"])
+    top = both.shape[0] - bare.shape[0]
+    left = both.shape[1] - bare.shape[1]
+    assert left > 8 and top > 8
+    assert np.array_equal(both[top:, left:], bare)
+    assert (both[top:, :left] < 128).any()  # the row names
+    assert (both[:top, :left] == 255).all()  # the corner stays blank
+    with pytest.raises(ValueError, match="1 row titles for 2 rows"):
+        make_grid(images, row_titles=["truth"])
+
+
 def test_long_titles_over_small_images_are_written_upwards():
     strip = title_strip(["input", "Black_Hair"], width=16)
     assert strip.shape[1] == 2 * 18 + 2

@@ -90,10 +90,14 @@ def spread_indices(dataset: object, n: int, scan: int = 4096) -> list[int]:
 
 
 def make_grid(
-    images: torch.Tensor, pad: int = 2, titles: Sequence[str] | None = None
+    images: torch.Tensor,
+    pad: int = 2,
+    titles: Sequence[str] | None = None,
+    row_titles: Sequence[str] | None = None,
 ) -> np.ndarray:
     """[rows, cols, 3, S, S] in [-1, 1] -> one uint8 picture [H, W, 3] on a white ground.
-    ``titles`` (one per column) adds a title strip above the grid; without, the grid is bare."""
+    ``titles`` (one per column) adds a title strip above the grid, ``row_titles`` (one per
+    row) a strip of row names on its left; without them, the grid is bare."""
     r, c, _, h, w = images.shape
     out = np.full((r * (h + pad) + pad, c * (w + pad) + pad, 3), 255, np.uint8)
     pixels = to_uint8(images.reshape(r * c, 3, h, w)).reshape(r, c, h, w, 3)
@@ -101,11 +105,30 @@ def make_grid(
         for j in range(c):
             y, x = pad + i * (h + pad), pad + j * (w + pad)
             out[y : y + h, x : x + w] = pixels[i, j]
+    if row_titles is not None:
+        if len(row_titles) != r:
+            raise ValueError(f"make_grid: {len(row_titles)} row titles for {r} rows")
+        out = np.concatenate([row_strip(row_titles, h, pad), out], axis=1)
     if titles is None:
         return out
     if len(titles) != c:
         raise ValueError(f"make_grid: {len(titles)} titles for {c} columns")
-    return np.concatenate([title_strip(titles, w, pad), out])
+    top = title_strip(titles, w, pad)
+    margin = np.full((top.shape[0], out.shape[1] - top.shape[1], 3), 255, np.uint8)
+    return np.concatenate([np.concatenate([margin, top], axis=1), out])
+
+
+def row_strip(titles: Sequence[str], height: int, pad: int = 2) -> np.ndarray:
+    """Row names in PIL's default font, each centred on its row of ``height`` px with ``pad``
+    px gaps -> uint8 [H, W, 3], as wide as the longest name."""
+    font = ImageFont.load_default()
+    boxes = [font.getbbox(t) for t in titles]
+    width = max(b[2] - b[0] for b in boxes) + 2 * pad
+    strip = Image.new("RGB", (width, len(titles) * (height + pad) + pad), "white")
+    for i, (t, b) in enumerate(zip(titles, boxes, strict=True)):
+        y = pad + i * (height + pad) + (height - (b[3] - b[1])) // 2 - b[1]
+        ImageDraw.Draw(strip).text((pad, y), t, fill="black", font=font)
+    return np.asarray(strip, dtype=np.uint8)
 
 
 def title_strip(titles: Sequence[str], width: int, pad: int = 2) -> np.ndarray:
