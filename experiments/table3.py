@@ -278,6 +278,7 @@ def method_result(
             "all_error": _stats([r["all"]["error"] if r["all"] else None for r in runs]),
             "gt_l1": _stats([r["neutral"]["gt_l1"] for r in runs]),
             "gt_psnr": _stats([r["neutral"]["gt_psnr"] for r in runs]),
+            "gt_identity_psnr": _stats([r["neutral"]["gt_identity_psnr"] for r in runs]),
             "train_seconds": _stats([r["train_seconds"] for r in runs]),
         },
         "parameters": format_parameters(methods[0].parameters),
@@ -378,16 +379,17 @@ def _cell(s: dict[str, float | None], fmt: str = ".2f") -> str:
 def markdown(r: dict[str, Any]) -> str:
     head = (
         "| method | runs | error % (neutral → 7) | error % (any → other) | GT L1 | GT PSNR dB "
-        "| parameters | at 128 px | train min | paper error % | paper parameters |"
+        "| unchanged PSNR dB | parameters | at 128 px | train min | paper error % "
+        "| paper parameters |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     lines.append(
-        f"| real images | | {r['real']['error']:.2f} (all test faces) | | | | | | | 0.45 | |"
+        f"| real images | | {r['real']['error']:.2f} (all test faces) | | | | | | | | 0.45 | |"
     )
-    dn = r["do_nothing"]
+    dn = r["do_nothing"]["neutral"]
     lines.append(
-        f"| do nothing | | {dn['neutral']['error']:.2f} | {dn['all']['error']:.2f} | "
-        f"{dn['neutral']['gt_l1']:.4f} | {dn['neutral']['gt_psnr']:.2f} | | | | | |"
+        f"| do nothing | | {dn['error']:.2f} | {r['do_nothing']['all']['error']:.2f} | "
+        f"{dn['gt_l1']:.4f} | {dn['gt_psnr']:.2f} | {dn['gt_identity_psnr']:.2f} | | | | | |"
     )
     for name in METHODS:
         if name not in r["methods"]:
@@ -397,7 +399,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {LABELS[name]} | {len(m['runs'])} | {_cell(s['neutral_error'])} | "
             f"{_cell(s['all_error'])} | {_cell(s['gt_l1'], '.4f')} | {_cell(s['gt_psnr'])} | "
-            f"{m['parameters']} | {m['parameters_128px']} | {_cell(minutes, '.1f')} | "
+            f"{_cell(s['gt_identity_psnr'])} | {m['parameters']} | {m['parameters_128px']} | "
+            f"{_cell(minutes, '.1f')} | "
             f"{m['paper']['error']:.2f} | {m['paper']['parameters']} |"
         )
     return "\n".join(lines)

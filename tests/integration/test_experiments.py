@@ -210,6 +210,8 @@ def test_table3_runs_every_method_on_tiny_models(tmp_path):
     )
     table = t3.markdown(r)
     assert "| CycleGAN | 2 |" in table and "| real images |" in table and "67.8M x 1" in table
+    assert all(line.count("|") == 13 for line in table.splitlines())  # 12 columns in every row
+    assert cg["summary"]["gt_identity_psnr"]["mean"] is not None
     json.dumps(t3.finite(r), allow_nan=False)  # strict JSON
 
 
