@@ -215,6 +215,28 @@ def test_table3_runs_every_method_on_tiny_models(tmp_path):
     json.dumps(t3.finite(r), allow_nan=False)  # strict JSON
 
 
+def test_table3_training_minutes_leave_out_stops(tmp_path):
+    t3 = _script("table3")
+    log = tmp_path / "metrics.jsonl"
+
+    def write(*lines: dict) -> float | None:
+        log.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+        return t3.log_train_seconds(log)
+
+    # A baseline's clock: 1 s a step, stopped for 590 s in stage a's third interval; stage b
+    # at 2 s a step. The 10 steps before each stage's first line count at its median.
+    a = [{"stage": "a", "step": 10 * k, "time": t} for k, t in enumerate((10, 20, 30, 640, 650), 1)]
+    b = [{"stage": "b", "step": 10 * k, "time": 1000.0 + 20 * k} for k in (1, 2, 3)]
+    assert write(*a, *b) == pytest.approx(50.0 + 60.0)
+    # StarGAN's step-time counter starts at 0 with step 0; resumed lines continue it.
+    sg = [{"step": s, "time/train_s": t} for s, t in ((10, 5.0), (20, 10.0), (30, 15.0))]
+    assert write(*sg) == pytest.approx(15.0)
+    assert write(*sg, {"step": 40, "time/train_s": 900.0}) == pytest.approx(20.0)  # a stop
+    assert write(*a, b[0]) is None  # stage b has one line: no time per step, use the record
+    log.unlink()
+    assert t3.log_train_seconds(log) is None
+
+
 def test_table3_refuses_files_trained_on_other_data(tmp_path):
     import dataclasses
 
